@@ -1,0 +1,73 @@
+"""Thin local subclasses of flask-smorest's Api and Blueprint.
+
+Project-wide API behaviour lives here: request bodies are read from JSON or
+from form fields (the QFieldCloud client sends forms), and every error leaves
+as ``{"code", "message"}`` JSON.
+"""
+
+import logging
+import uuid
+from typing import Any
+
+import flask_smorest
+from flask import Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from qfjobs.errors import ObjectNotFoundError
+
+logger = logging.getLogger(__name__)
+
+#: HTTP statuses flask/werkzeug raise on their own, as our error codes.
+HTTP_CODES = {
+    400: "validation_error",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "object_not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+class Blueprint(flask_smorest.Blueprint):
+    # Bodies are parsed from JSON or form fields; OpenAPI documents them as
+    # JSON (flask-smorest emits one content type per location).
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "json_or_form": "application/json",
+    }
+
+
+class Api(flask_smorest.Api):
+    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int]:
+        """Render werkzeug and webargs errors in the one error shape."""
+        status = error.code or 500
+        body: dict[str, Any] = {
+            "code": HTTP_CODES.get(status, "unknown_error"),
+            "message": error.description or error.name,
+        }
+        messages = getattr(error, "data", {}).get("messages")
+        if messages:
+            body["message"] = "Validation error"
+            body["errors"] = _flatten_locations(messages)
+        if status == 422:
+            status = 400
+        return jsonify(body), status
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location (json, form, query); drop that level."""
+    errors: dict[str, Any] = {}
+    for location_errors in messages.values():
+        if isinstance(location_errors, dict):
+            errors.update(location_errors)
+    return errors or messages
+
+
+def parse_uuid(raw: str, what: str) -> uuid.UUID:
+    """An id from a URL path; anything that is not a UUID names no object."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise ObjectNotFoundError(f'No {what} with id "{raw}"') from exc

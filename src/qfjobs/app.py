@@ -1,0 +1,43 @@
+"""The Flask application factory."""
+
+import logging
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import PathConverter
+
+from qfjobs.api import init_api
+from qfjobs.config import load_config
+from qfjobs.dashboard import init_dashboard
+from qfjobs.extensions import init_extensions
+
+logger = logging.getLogger(__name__)
+
+
+class AnyPathConverter(PathConverter):
+    """Like ``path`` but also matches names with a leading slash.
+
+    Such names must reach the file-name rules to be refused with a 400.
+    """
+
+    regex = ".+?"
+    part_isolating = False
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the ``QFJOBS_*`` environment, then ``overrides``."""
+    app = Flask("qfjobs", instance_relative_config=False)
+    app.config.update(load_config())
+    if overrides:
+        app.config.update(overrides)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Never answer a missing trailing slash with a redirect: clients do not
+    # follow redirects on POST.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    app.url_map.converters["anypath"] = AnyPathConverter
+
+    init_extensions(app)
+    init_api(app)
+    init_dashboard(app)
+    return app

@@ -1,0 +1,70 @@
+"""The ``qfjobs`` command: schema, users, workers and the development server."""
+
+import logging
+import sys
+
+import click
+
+from qfjobs.app import create_app
+from qfjobs.errors import QfjobsError
+from qfjobs.extensions import get_db
+from qfjobs.migrations import upgrade_database
+from qfjobs.services import users
+from qfjobs.tasks.joblog import configure_process_logging
+from qfjobs.tasks.worker import build_worker
+
+logger = logging.getLogger(__name__)
+
+
+@click.group()
+def main() -> None:
+    """qfjobs: background jobs for QGIS field projects."""
+    configure_process_logging()
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    app = create_app()
+    upgrade_database(app.config["QFJOBS_DATABASE_URL"])
+    click.echo("database schema is up to date")
+
+
+@main.command("create-user")
+@click.argument("name")
+@click.option("--password", required=True, help="The user's password.")
+@click.option("--email", default="", help="The user's e-mail address.")
+@click.option("--superuser", is_flag=True, help="May manage users and see /rq/.")
+def create_user(name: str, password: str, email: str, superuser: bool) -> None:
+    """Add a user; fails if the name is taken."""
+    app = create_app()
+    with app.app_context():
+        try:
+            users.create_user(get_db().session(), name, password, email, superuser)
+        except QfjobsError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+    click.echo(f"created user {name}" + (" (superuser)" if superuser else ""))
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--name", default=None, help="Worker name shown in rq-dashboard.")
+def worker(burst: bool, name: str | None) -> None:
+    """Run an RQ worker on the job queue."""
+    app = create_app()
+    with app.app_context():
+        build_worker(app, name=name).work(burst=burst, with_scheduler=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Run the development server."""
+    app = create_app()
+    app.run(host=host, port=port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

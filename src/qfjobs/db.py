@@ -1,0 +1,97 @@
+"""The SQL store: engine, session factory and the declarative base."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Make SQLite safe for an API process and workers sharing one file.
+
+    WAL lets readers run beside one writer. Every transaction starts with
+    ``BEGIN IMMEDIATE`` so it holds the write lock from its first statement:
+    a deferred transaction that reads and then writes can fail at once with
+    "database is locked" when another process committed in between.
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create the engine for ``url``; SQLite and PostgreSQL are supported."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """Holds the engine and a scoped session for one Flask app."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.engine = make_engine(url, **engine_kwargs)
+        self.pid = os.getpid()
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.session = scoped_session(self.session_factory)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["qfjobs.db"] = self
+
+        @app.teardown_appcontext
+        def remove_session(_exc: BaseException | None) -> None:
+            self.session.remove()
+
+    def after_fork(self) -> None:
+        """Drop pooled connections inherited from a parent process.
+
+        RQ runs each job in a forked work horse; sharing the parent's sockets
+        or SQLite handles would corrupt both sides.
+        """
+        if os.getpid() != self.pid:
+            self.session.remove()
+            self.engine.dispose(close=False)
+            self.pid = os.getpid()
+
+    @contextmanager
+    def new_session(self) -> Iterator[Session]:
+        """A session of its own, outside the scoped one (threads, callbacks)."""
+        session = self.session_factory()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.session.remove()
+        self.engine.dispose()

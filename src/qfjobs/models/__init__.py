@@ -1,0 +1,16 @@
+"""SQLAlchemy models of the SQL store."""
+
+from qfjobs.models.job import ACTIVE_STATUSES, Job, JobStatus, JobType
+from qfjobs.models.project import Project, ProjectFile
+from qfjobs.models.user import AuthToken, User
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "AuthToken",
+    "Job",
+    "JobStatus",
+    "JobType",
+    "Project",
+    "ProjectFile",
+    "User",
+]

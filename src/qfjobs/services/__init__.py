@@ -1,0 +1,1 @@
+"""The service layer: the rules, the transactions and the enqueueing."""

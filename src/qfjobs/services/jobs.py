@@ -1,0 +1,204 @@
+"""Jobs: the creation rules, listing, dispatch and the status transitions.
+
+Jobs of one project run one at a time, in creation order. A job is created
+``pending``; :func:`dispatch_next` moves the oldest pending job of a project to
+``queued`` and hands it to RQ only when no other job of that project is queued
+or started. It runs after each creation and after each job ends, under the
+project's row lock, so two processes never queue two jobs of one project.
+"""
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from qfjobs.errors import NoQGISProjectError
+from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
+from qfjobs.models.timestamps import utcnow
+from qfjobs.services import queue as rq_queue
+from qfjobs.services.access import readable_projects_clause
+
+logger = logging.getLogger(__name__)
+
+#: Job types of which only one may be active per project unless forced.
+EXCLUSIVE_TYPES = frozenset({JobType.PACKAGE})
+
+
+def lock_project(session: Session, project_id: uuid.UUID) -> None:
+    """Take the project's row lock until the transaction ends.
+
+    An UPDATE locks the row on PostgreSQL and takes the database write lock
+    on SQLite, so this serialises job creation and dispatch per project.
+    """
+    session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(lock_version=Project.lock_version + 1, updated_at=Project.updated_at)
+    )
+
+
+def create_job(
+    session: Session,
+    queue: Queue,
+    user: User | None,
+    project: Project,
+    job_type: JobType,
+    *,
+    force: bool = False,
+    timeout: int = 600,
+) -> tuple[Job, bool]:
+    """Create a job, or return the active one it would duplicate.
+
+    Returns the job and whether it was created. A ``package`` job is not
+    duplicated: without ``force``, an active package job of the project is
+    returned instead.
+    """
+    lock_project(session, project.id)
+    session.refresh(project)
+    if not project.project_filename:
+        session.rollback()
+        raise NoQGISProjectError()
+
+    if job_type in EXCLUSIVE_TYPES and not force:
+        existing = active_job(session, project.id, job_type)
+        if existing is not None:
+            session.commit()
+            return existing, False
+
+    job = Job(
+        type=job_type,
+        project=project,
+        created_by=user,
+        force=force,
+        timeout=timeout,
+        status=JobStatus.PENDING,
+    )
+    session.add(job)
+    session.commit()
+    logger.info("%s: created %s job for project %s", job.id, job_type, project.id)
+    dispatch_next(session, queue, project.id)
+    return job, True
+
+
+def active_job(
+    session: Session,
+    project_id: uuid.UUID,
+    job_type: JobType,
+    statuses: Sequence[JobStatus] = ACTIVE_STATUSES,
+) -> Job | None:
+    return session.scalar(
+        select(Job)
+        .where(
+            Job.project_id == project_id,
+            Job.type == job_type,
+            Job.status.in_(statuses),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
+
+
+def dispatch_next(session: Session, queue: Queue, project_id: uuid.UUID) -> Job | None:
+    """Queue the project's oldest pending job if none of its jobs is running."""
+    lock_project(session, project_id)
+    running = session.scalar(
+        select(Job.id)
+        .where(
+            Job.project_id == project_id,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.STARTED)),
+        )
+        .limit(1)
+    )
+    job = None
+    if running is None:
+        job = session.scalar(
+            select(Job)
+            .where(Job.project_id == project_id, Job.status == JobStatus.PENDING)
+            .order_by(Job.created_at, Job.id)
+            .limit(1)
+        )
+    if job is None:
+        session.commit()
+        return None
+
+    job.status = JobStatus.QUEUED
+    job.queued_at = utcnow()
+    session.commit()
+
+    try:
+        rq_queue.enqueue(queue, job)
+    except RedisError as exc:
+        # The job goes back to pending; the reconciler queues it later.
+        logger.error("%s: could not enqueue, left pending: %s", job.id, exc)
+        set_status(session, job.id, JobStatus.PENDING, expect=(JobStatus.QUEUED,))
+        return None
+    return job
+
+
+def set_status(
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    expect: Sequence[JobStatus],
+    **values: Any,
+) -> bool:
+    """Move a job to ``status`` only if it is in one of ``expect``.
+
+    This compare-and-set is how every transition is written, so a job stopped
+    or failed by one process is never overwritten by another.
+    """
+    changes: dict[str, Any] = {"status": status, "updated_at": utcnow(), **values}
+    if status == JobStatus.PENDING:
+        changes.setdefault("queued_at", None)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(expect))
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed:
+        logger.info("%s: status %s", job_id, status)
+    return changed
+
+
+def list_jobs(
+    session: Session,
+    user: User,
+    *,
+    project_id: uuid.UUID | None,
+    job_type: JobType | None,
+    status: JobStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Job], int]:
+    """Jobs the user may read, newest first, and their total count."""
+    conditions = [readable_projects_clause(user)]
+    if project_id is not None:
+        conditions.append(Job.project_id == project_id)
+    if job_type is not None:
+        conditions.append(Job.type == job_type)
+    if status is not None:
+        conditions.append(Job.status == status)
+
+    base = select(Job).join(Project, Job.project_id == Project.id).where(*conditions)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.scalars(
+        base.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def has_pending_job(session: Session, project_id: uuid.UUID, job_type: JobType) -> bool:
+    """Whether a job of this type waits to run (pending or queued)."""
+    return (
+        active_job(session, project_id, job_type, (JobStatus.PENDING, JobStatus.QUEUED))
+        is not None
+    )

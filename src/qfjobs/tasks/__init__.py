@@ -1,0 +1,1 @@
+"""RQ job functions, the job runner and the worker."""
