@@ -59,3 +59,26 @@ def job_list(client: FlaskClient, user: dict[str, Any], **params: Any) -> Any:
     response = client.get("/api/v1/jobs/", query_string=params, headers=user["headers"])
     assert response.status_code == 200, response.json
     return response.json
+
+
+def postgres_layer_project(host: str, port: int) -> bytes:
+    """A project with one PostGIS layer on ``host:port`` (to make a job wait)."""
+    source = (
+        f"dbname='qfjobs' host={host} port={port} user='field' password='s3cret' "
+        "sslmode=disable key='id' srid=4326 type=Point "
+        'table="public"."trees" (geom)'
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis projectname="" version="3.34.0-Prizren">
+  <projectCrs><spatialrefsys><authid>EPSG:4326</authid></spatialrefsys></projectCrs>
+  <projectlayers>
+    <maplayer type="vector" geometry="Point" wkbType="Point">
+      <id>trees_1</id>
+      <datasource>{source}</datasource>
+      <layername>trees</layername>
+      <srs><spatialrefsys><authid>EPSG:4326</authid></spatialrefsys></srs>
+      <provider encoding="UTF-8">postgres</provider>
+    </maplayer>
+  </projectlayers>
+</qgis>
+""".encode()

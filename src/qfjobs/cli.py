@@ -2,14 +2,16 @@
 
 import logging
 import sys
+import time
 
 import click
 
 from qfjobs.app import create_app
 from qfjobs.errors import QfjobsError
-from qfjobs.extensions import get_db
+from qfjobs.extensions import get_db, get_queue, get_redis
 from qfjobs.migrations import upgrade_database
 from qfjobs.services import users
+from qfjobs.services.reconcile import reconcile as reconcile_jobs
 from qfjobs.tasks.joblog import configure_process_logging
 from qfjobs.tasks.worker import build_worker
 
@@ -55,6 +57,30 @@ def worker(burst: bool, name: str | None) -> None:
     app = create_app()
     with app.app_context():
         build_worker(app, name=name).work(burst=burst, with_scheduler=False)
+
+
+@main.command()
+@click.option(
+    "--every", type=int, default=0, help="Repeat every N seconds (0: run once)."
+)
+def reconcile(every: int) -> None:
+    """Fix jobs whose worker died or whose queue entry was lost."""
+    app = create_app()
+    while True:
+        with app.app_context(), get_db().new_session() as session:
+            report = reconcile_jobs(
+                session,
+                get_redis(),
+                get_queue(),
+                heartbeat_ttl=app.config["QFJOBS_HEARTBEAT_TTL"],
+            )
+        click.echo(
+            f"re-queued {len(report.requeued)}, failed {len(report.failed)}, "
+            f"dispatched {len(report.dispatched)}"
+        )
+        if every <= 0:
+            return
+        time.sleep(every)
 
 
 @main.command()

@@ -26,6 +26,12 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _host_list(raw: str) -> tuple[str, ...] | None:
+    """Database hosts jobs may connect to; ``*`` allows any."""
+    hosts = tuple(host.strip() for host in raw.split(",") if host.strip())
+    return None if "*" in hosts else hosts
+
+
 def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the settings from ``env`` (the process environment by default)."""
     env = os.environ if env is None else env
@@ -48,9 +54,13 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QFJOBS_STORAGE_DIR": storage_dir.resolve(),
         "QFJOBS_QUEUE_NAME": env.get("QFJOBS_QUEUE_NAME") or "qfjobs",
         "QFJOBS_JOB_TIMEOUT": _int_env(env, "QFJOBS_JOB_TIMEOUT", 600),
+        "QFJOBS_HEARTBEAT_TTL": _int_env(env, "QFJOBS_HEARTBEAT_TTL", 15),
         "QFJOBS_TOKEN_TTL_DAYS": _int_env(env, "QFJOBS_TOKEN_TTL_DAYS", 30),
         "QFJOBS_PG_SERVICE_FILE": Path(pg_service_file) if pg_service_file else None,
         "QFJOBS_PG_TIMEOUT": _int_env(env, "QFJOBS_PG_TIMEOUT", 3),
+        "QFJOBS_PG_ALLOWED_HOSTS": _host_list(
+            env.get("QFJOBS_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1")
+        ),
         "MAX_CONTENT_LENGTH": _int_env(env, "QFJOBS_MAX_UPLOAD_SIZE", 1024**3),
         # flask-smorest / OpenAPI
         "API_TITLE": "qfjobs",

@@ -44,7 +44,17 @@ def start_private_redis(url: str) -> subprocess.Popen[bytes]:
         sys.exit("redis-server is not installed: apt-get install redis-server")
     port = str(parsed.port or 6379)
     process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
@@ -68,7 +78,9 @@ def main() -> None:
 
     upgrade_database(config["QFJOBS_DATABASE_URL"])
     qfjobs = [sys.executable, "-m", "qfjobs.cli"]
-    children.append(subprocess.Popen([*qfjobs, "worker", "--name", f"dev-{os.getpid()}"]))
+    children.append(
+        subprocess.Popen([*qfjobs, "worker", "--name", f"dev-{os.getpid()}"])
+    )
     print(
         f"\nqfjobs API on http://{HOST}:{PORT}/api/v1/ (docs: /api/v1/docs/,"
         f" rq-dashboard: /rq/)\n"

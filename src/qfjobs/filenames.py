@@ -64,21 +64,3 @@ def _check_segment(segment: str) -> None:
 
 def is_qgis_project_file(path: str) -> bool:
     return path.lower().endswith(QGIS_PROJECT_SUFFIXES)
-
-
-#: Where QField stores photos and other attachments unless the project says.
-DEFAULT_ATTACHMENT_DIRS = ("DCIM",)
-
-
-def is_attachment(path: str, attachment_dirs: list[str] | tuple[str, ...]) -> bool:
-    """Whether ``path`` lies inside one of the attachment folders.
-
-    Matched by whole path segments: ``DCIM/a.jpg`` is an attachment of
-    ``DCIM``, ``DCIMx.txt`` is not.
-    """
-    parts = path.split("/")
-    for directory in attachment_dirs:
-        prefix = [part for part in directory.replace("\\", "/").split("/") if part]
-        if prefix and len(parts) > len(prefix) and parts[: len(prefix)] == prefix:
-            return True
-    return False

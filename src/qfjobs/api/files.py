@@ -10,8 +10,8 @@ from qfjobs.api.auth_context import current_user
 from qfjobs.api.base import Blueprint, parse_uuid
 from qfjobs.errors import EmptyContentError, ValidationError
 from qfjobs.extensions import get_queue, get_session, get_storage
-from qfjobs.filenames import is_attachment
 from qfjobs.models import Project, ProjectFile
+from qfjobs.qgis.attachments import is_attachment
 from qfjobs.services import access
 from qfjobs.services import files as service
 

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from qfjobs.api import pagination
 from qfjobs.api.auth_context import current_user
 from qfjobs.api.base import Blueprint, parse_uuid
-from qfjobs.extensions import get_queue, get_session
+from qfjobs.extensions import get_queue, get_redis, get_session
 from qfjobs.models import Job, JobStatus, JobType
 from qfjobs.services import access
 from qfjobs.services import jobs as service
@@ -44,6 +44,7 @@ class JobSchema(Schema):
 
 
 class JobDetailSchema(JobSchema):
+    attempts = fields.Integer()
     output = fields.String(allow_none=True)
     feedback = fields.Dict(allow_none=True)
 
@@ -129,3 +130,19 @@ class JobItem(MethodView):
     def get(self, job_id: str) -> Job:
         """One job with its ``output`` (log) and ``feedback`` (result)."""
         return access.get_job(get_session(), current_user(), parse_uuid(job_id, "job"))
+
+
+@blp.route("/<job_id>/stop/")
+class JobStop(MethodView):
+    @blp.response(200, JobDetailSchema)
+    def post(self, job_id: str) -> Job:
+        """Stop a job.
+
+        A pending or queued job is ``stopped`` at once; a started one is ended
+        by its worker at the next check (its partial work is dropped) and then
+        reads ``stopped``. A job that has already ended gives 400
+        ``job_not_stoppable``.
+        """
+        session = get_session()
+        job = access.get_job(session, current_user(), parse_uuid(job_id, "job"))
+        return service.stop_job(session, get_redis(), get_queue(), job)

@@ -13,14 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import MultipleProjectsError, ObjectNotFoundError
-from qfjobs.filenames import (
-    DEFAULT_ATTACHMENT_DIRS,
-    is_attachment,
-    is_qgis_project_file,
-    normalize_project_path,
-)
+from qfjobs.filenames import is_qgis_project_file, normalize_project_path
 from qfjobs.models import JobType, Project, ProjectFile, User
 from qfjobs.models.timestamps import utcnow
+from qfjobs.qgis.attachments import DEFAULT_ATTACHMENT_DIRS, is_attachment
 from qfjobs.qgis.projectfile import validate_project_upload
 from qfjobs.services import jobs
 from qfjobs.storage import ProjectStorage, StoredBlob

@@ -12,13 +12,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from qfjobs.errors import NoQGISProjectError
+from qfjobs.errors import JobNotStoppableError, NoQGISProjectError
 from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
+from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import queue as rq_queue
 from qfjobs.services.access import readable_projects_clause
@@ -202,3 +207,55 @@ def has_pending_job(session: Session, project_id: uuid.UUID, job_type: JobType) 
         active_job(session, project_id, job_type, (JobStatus.PENDING, JobStatus.QUEUED))
         is not None
     )
+
+
+def stop_job(session: Session, connection: Redis, queue: Queue, job: Job) -> Job:
+    """Stop a job: at once if it has not started, else at the worker's next check.
+
+    A started job's work horse is ended through RQ's stop command; its partial
+    work is dropped (packages are built in a private folder, data edits are
+    transactional) and the worker's stopped callback marks it ``stopped``.
+    """
+    if job.status in FINAL_STATUSES:
+        raise JobNotStoppableError(f"The job has already ended as {job.status}")
+
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED) and set_status(
+        session,
+        job.id,
+        JobStatus.STOPPED,
+        expect=(JobStatus.PENDING, JobStatus.QUEUED),
+        finished_at=utcnow(),
+    ):
+        _cancel_rq_job(connection, job.id)
+        dispatch_next(session, queue, job.project_id)
+
+    session.refresh(job)
+    if job.status == JobStatus.STARTED:
+        _send_stop_command(session, connection, job)
+        session.refresh(job)
+    session.commit()
+    return job
+
+
+def _cancel_rq_job(connection: Redis, job_id: uuid.UUID) -> None:
+    try:
+        RQJob.fetch(str(job_id), connection=connection).cancel()
+    except (NoSuchJobError, InvalidJobOperation, RedisError):
+        # Not on the queue any more: the runner will find the row stopped.
+        pass
+
+
+def _send_stop_command(session: Session, connection: Redis, job: Job) -> None:
+    try:
+        send_stop_job_command(connection, str(job.id))
+        logger.info("%s: stop requested from its worker", job.id)
+    except (NoSuchJobError, InvalidJobOperation, RedisError) as exc:
+        # No worker holds it: nothing runs it any more, so it stops here.
+        logger.warning("%s: no worker to stop (%s); marking it stopped", job.id, exc)
+        set_status(
+            session,
+            job.id,
+            JobStatus.STOPPED,
+            expect=(JobStatus.STARTED,),
+            finished_at=utcnow(),
+        )

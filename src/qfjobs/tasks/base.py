@@ -38,11 +38,15 @@ class JobContext:
         return self.workdir / "files"
 
     def project_files(self) -> list[ProjectFile]:
-        return list(
+        rows = list(
             self.session.scalars(
                 select(ProjectFile).where(ProjectFile.project_id == self.project.id)
             ).all()
         )
+        # Tasks run for long; a transaction left open would hold SQLite's
+        # write lock (or a PostgreSQL snapshot) for all that time.
+        self.session.commit()
+        return rows
 
     def download_project(self, *, writable: bool = False) -> list[ProjectFile]:
         """Lay the project's current files out in ``files_dir``."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from qfjobs.redaction import redact_secrets
+from qfjobs.qgis.redaction import redact
 
 current_job_id: ContextVar[str] = ContextVar("qfjobs_job_id", default="-")
 
@@ -42,7 +42,7 @@ class OutputCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if current_job_id.get() != self.job_id:
             return
-        line = redact_secrets(self.format(record))
+        line = redact(self.format(record))
         if self.size + len(line) > MAX_OUTPUT_CHARS:
             self.truncated = True
             return

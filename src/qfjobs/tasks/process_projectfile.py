@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from qfjobs.errors import NoQGISProjectError, ProjectFileNotFoundError
 from qfjobs.models import Project
+from qfjobs.qgis.inspect import inspect_project
 from qfjobs.tasks.base import JobContext
 from qfjobs.tasks.feedback import Workflow
 
@@ -47,12 +48,12 @@ class ProcessProjectfile:
                 )
 
         with ctx.feedback.step("project_details") as outputs:
-            from qfjobs.qgis.report import inspect_project
-
             report = inspect_project(
                 project_file,
                 pg_service_file=ctx.config.get("QFJOBS_PG_SERVICE_FILE"),
-                pg_timeout=float(ctx.config.get("QFJOBS_PG_TIMEOUT", 3)),
+                pg_timeout=float(ctx.config["QFJOBS_PG_TIMEOUT"]),
+                pg_allowed_hosts=ctx.config["QFJOBS_PG_ALLOWED_HOSTS"],
+                data_root=ctx.files_dir,
             )
             for line in report.log_lines:
                 logger.info("%s: %s", ctx.job_id, line)

@@ -18,7 +18,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import InvalidJobError
-from qfjobs.extensions import get_db, get_queue, get_storage
+from qfjobs.extensions import get_db, get_queue, get_redis, get_storage
 from qfjobs.models import Job, JobStatus, Project
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import jobs as job_service
@@ -26,6 +26,7 @@ from qfjobs.tasks import joblog
 from qfjobs.tasks.base import JobContext, ProjectUpdate
 from qfjobs.tasks.context import get_app
 from qfjobs.tasks.feedback import Feedback, Workflow
+from qfjobs.tasks.heartbeat import Heartbeat
 from qfjobs.tasks.registry import task_for
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,11 @@ class JobRun:
             feedback=feedback,
             config=dict(self.app.config),
         )
-        with joblog.capture(str(job.id)) as collector:
+        session.commit()  # no transaction stays open while the task runs
+        heartbeat = Heartbeat(
+            get_redis(), job.id, int(self.app.config["QFJOBS_HEARTBEAT_TTL"])
+        )
+        with heartbeat, joblog.capture(str(job.id)) as collector:
             try:
                 logger.info(
                     "%s: %s job of project %s", job.id, job.type, job.project_id

@@ -1,28 +1,36 @@
 """The RQ worker that runs qfjobs jobs.
 
-It is RQ's forking worker with one addition: when a work horse dies without
-reporting (killed by a signal, out of memory), the job's row is failed with
-a message saying so and the project's next job is queued.
+It is RQ's forking worker with two additions. When a work horse dies without
+reporting (killed by a signal, out of memory), the job's row is failed with a
+message saying so and the project's next job is queued. And between jobs it
+runs the reconciliation pass (one worker at a time), so lost and stuck jobs
+are found without any other process running.
 """
 
 import logging
 import os
 import uuid
 from resource import struct_rusage
+from typing import Any
 
 from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.job import Job as RQJob
 from rq.worker import BaseWorker
 
-from qfjobs.extensions import get_db, get_queue
-from qfjobs.models import Job, JobStatus
-from qfjobs.models.timestamps import utcnow
+from qfjobs.extensions import get_db
+from qfjobs.models import Job
 from qfjobs.services import jobs as job_service
+from qfjobs.services.reconcile import fail_job, reconcile
 from qfjobs.tasks.context import set_app
-from qfjobs.tasks.feedback import Feedback, Workflow
 
 logger = logging.getLogger(__name__)
+
+#: Seconds without a heartbeat after which a worker counts as dead.
+WORKER_TTL = 30
+JOB_MONITORING_INTERVAL = 5
+RECONCILE_INTERVAL = 30
+RECONCILE_LOCK = "qfjobs:reconcile-lock"
 
 
 def horse_death_message(ret_val: int | None) -> str:
@@ -44,31 +52,45 @@ class HorseDeathHandler:
     def __call__(
         self, rq_job: RQJob, _pid: int, ret_val: int, _rusage: struct_rusage
     ) -> None:
-        with self.app.app_context():
-            fail_lost_job(self.app, uuid.UUID(rq_job.id), horse_death_message(ret_val))
+        with self.app.app_context(), get_db(self.app).new_session() as session:
+            job = session.get(Job, uuid.UUID(rq_job.id))
+            if job is None:
+                return
+            fail_job(
+                session, job, horse_death_message(ret_val), error_type="WORKER_DIED"
+            )
+            job_service.dispatch_next(
+                session, self.app.extensions["qfjobs.queue"], job.project_id
+            )
 
 
-def fail_lost_job(app: Flask, job_id: uuid.UUID, message: str) -> bool:
-    """Fail a job whose process is gone; returns whether it was still active."""
-    with get_db(app).new_session() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return False
-        feedback = Feedback(Workflow(job.type, job.type, ()))
-        feedback.fail(RuntimeError(message), error_type="WORKER_DIED", origin="worker")
-        failed = job_service.set_status(
+class QfjobsWorker(Worker):
+    app: Flask
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        run_reconciliation(self.app, self.name)
+
+
+def run_reconciliation(app: Flask, holder: str) -> None:
+    """One reconciliation pass, unless another process holds the lock."""
+    connection = app.extensions["qfjobs.redis"]
+    if not connection.set(RECONCILE_LOCK, holder, nx=True, ex=RECONCILE_INTERVAL - 5):
+        return
+    with app.app_context(), get_db(app).new_session() as session:
+        report = reconcile(
             session,
-            job_id,
-            JobStatus.FAILED,
-            expect=(JobStatus.QUEUED, JobStatus.STARTED),
-            finished_at=utcnow(),
-            output=(job.output or "") + f"{job_id} {message}\n",
-            feedback=feedback.to_dict(),
+            connection,
+            app.extensions["qfjobs.queue"],
+            heartbeat_ttl=app.config["QFJOBS_HEARTBEAT_TTL"],
         )
-        if failed:
-            logger.error("%s: %s", job_id, message)
-        job_service.dispatch_next(session, get_queue(), job.project_id)
-        return failed
+    if report.requeued or report.failed or report.dispatched:
+        logger.info(
+            "reconciled: %s re-queued, %s failed, %s dispatched",
+            len(report.requeued),
+            len(report.failed),
+            len(report.dispatched),
+        )
 
 
 def build_worker(
@@ -76,11 +98,18 @@ def build_worker(
 ) -> BaseWorker:
     """The worker for the app's queue; ``in_process`` runs jobs without forking."""
     set_app(app)
-    queue = app.extensions["qfjobs.queue"]
-    worker_class: type[BaseWorker] = SimpleWorker if in_process else Worker
-    return worker_class(
-        [queue],
-        connection=app.extensions["qfjobs.redis"],
-        name=name,
-        work_horse_killed_handler=HorseDeathHandler(app),
+    options: dict[str, Any] = {
+        "connection": app.extensions["qfjobs.redis"],
+        "name": name,
+        "worker_ttl": WORKER_TTL,
+        "job_monitoring_interval": JOB_MONITORING_INTERVAL,
+        "maintenance_interval": RECONCILE_INTERVAL,
+    }
+    queues = [app.extensions["qfjobs.queue"]]
+    if in_process:
+        return SimpleWorker(queues, **options)
+    worker = QfjobsWorker(
+        queues, work_horse_killed_handler=HorseDeathHandler(app), **options
     )
+    worker.app = app
+    return worker

@@ -1,0 +1,132 @@
+"""Workers killed with SIGKILL while they run a job."""
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+
+from tests.e2e.stack import BIN, REPO_ROOT, LiveStack, live_stack
+from tests.helpers import postgres_layer_project
+from tests.silent import silent_server
+
+pytestmark = pytest.mark.slow
+
+
+def api(stack: LiveStack, token: str):  # type: ignore[no-untyped-def]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    return session
+
+
+def start_slow_job(stack: LiveStack, port: int) -> tuple[requests.Session, str]:
+    assert stack.qfjobs("create-user", "bob", "--password", "bob-pw").returncode == 0
+    token = requests.post(
+        f"{stack.base_url}auth/login/", data={"username": "bob", "password": "bob-pw"}
+    ).json()["token"]
+    http = api(stack, token)
+    pid = http.post(f"{stack.base_url}projects/", data={"name": "slow"}).json()["id"]
+    response = http.post(
+        f"{stack.base_url}files/{pid}/project.qgs/",
+        files={"file": ("project.qgs", postgres_layer_project("127.0.0.1", port))},
+    )
+    assert response.status_code == 201
+    job_id = http.get(f"{stack.base_url}jobs/", params={"project_id": pid}).json()[
+        "results"
+    ][0]["id"]
+    wait_status(http, stack, job_id, {"started"})
+    return http, job_id
+
+
+def wait_status(
+    http: requests.Session,
+    stack: LiveStack,
+    job_id: str,
+    wanted: set[str],
+    seconds: float = 60,
+) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = http.get(f"{stack.base_url}jobs/{job_id}/")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in wanted:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached {wanted}: {job['status']}")
+
+
+def horse_of(worker: subprocess.Popen[bytes]) -> int:
+    children = (
+        Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    )
+    assert children, "the worker has no work horse"
+    return int(children[0])
+
+
+def test_killed_work_horse_fails_the_job_at_once(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    slow = {"QFJOBS_PG_TIMEOUT": "60"}
+    with (
+        silent_server() as port,
+        live_stack(database_url, redis_url, tmp_path, env_overrides=slow) as stack,
+    ):
+        worker = stack.workers[0]
+        http, job_id = start_slow_job(stack, port)
+
+        os.kill(horse_of(worker), signal.SIGKILL)
+        job = wait_status(http, stack, job_id, {"failed"}, seconds=20)
+
+    assert job["feedback"]["error_type"] == "WORKER_DIED"
+    assert "killed by signal 9" in job["feedback"]["error"]
+    assert job["finished_at"] is not None
+
+
+def test_whole_worker_killed_is_found_by_the_reconciler(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    slow = {"QFJOBS_PG_TIMEOUT": "60", "QFJOBS_HEARTBEAT_TTL": "2"}
+    with (
+        silent_server() as port,
+        live_stack(
+            database_url, redis_url, tmp_path, workers=0, env_overrides=slow
+        ) as stack,
+    ):
+        log = (stack.log_dir / "doomed.log").open("ab")
+        doomed = subprocess.Popen(
+            [str(BIN / "qfjobs"), "worker", "--name", f"doomed-{uuid.uuid4().hex[:6]}"],
+            env=stack.env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            http, job_id = start_slow_job(stack, port)
+            # The work horse runs in a session of its own: kill the worker
+            # first (so nothing reports the horse's death), then the horse,
+            # as if the machine had gone away.
+            horse = horse_of(doomed)
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+            os.kill(horse, signal.SIGKILL)
+
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                assert stack.qfjobs("reconcile").returncode == 0
+                job = http.get(f"{stack.base_url}jobs/{job_id}/").json()
+                if job["status"] != "started":
+                    break
+                time.sleep(1)
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+
+    assert job["status"] == "failed"
+    assert job["feedback"]["error_type"] == "WORKER_DIED"
+    assert "stopped sending heartbeats" in job["feedback"]["error"]
