@@ -42,7 +42,17 @@ from qfjobs.services import users  # noqa: E402
 from tests.services import free_port, postgres_schema, redis_server  # noqa: E402
 
 BIN = Path(sys.executable).parent
-PROJECT_FILES = REPO / "tests" / "data" / "qfieldcloud-delta"
+PROJECT_DIR = REPO / "tests" / "data" / "qfieldcloud-delta"
+PROJECT_FILES = [
+    PROJECT_DIR / name
+    for name in (
+        "testdata.gpkg",
+        "points.geojson",
+        "polygons.geojson",
+        "nonspatial.csv",
+        "project.qgs",
+    )
+]
 JOBS = 10_000
 
 
@@ -97,15 +107,14 @@ def seed(env: dict[str, str]) -> tuple[str, str]:
     project_id = client.post(
         "/api/v1/projects/", data={"name": "bench"}, headers=headers
     ).json["id"]
-    for path in sorted(PROJECT_FILES.iterdir(), key=lambda p: p.suffix == ".qgs"):
-        if path.is_file():
-            with path.open("rb") as stream:
-                response = client.post(
-                    f"/api/v1/files/{project_id}/{path.name}/",
-                    data={"file": (stream, path.name)},
-                    headers=headers,
-                )
-            assert response.status_code == 201, response.json
+    for path in PROJECT_FILES:
+        with path.open("rb") as stream:
+            response = client.post(
+                f"/api/v1/files/{project_id}/{path.name}/",
+                data={"file": (stream, path.name)},
+                headers=headers,
+            )
+        assert response.status_code == 201, response.json
     with app.app_context():
         session = get_db().session()
         session.query(Job).delete()
@@ -187,14 +196,27 @@ def main() -> None:
         env["BENCH_PAGE_FILE"] = str(one)
         processes = [
             start(
-                [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{api_port}", "wsgi:app"],
+                [
+                    str(BIN / "gunicorn"),
+                    "-w",
+                    "2",
+                    "-b",
+                    f"127.0.0.1:{api_port}",
+                    "wsgi:app",
+                ],
                 env,
                 tmp / "api.log",
             ),
             start(
                 [
-                    str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{bare_port}",
-                    "--chdir", str(REPO / "bench"), "bare_app:app",
+                    str(BIN / "gunicorn"),
+                    "-w",
+                    "2",
+                    "-b",
+                    f"127.0.0.1:{bare_port}",
+                    "--chdir",
+                    str(REPO / "bench"),
+                    "bare_app:app",
                 ],
                 env,
                 tmp / "bare.log",
@@ -226,9 +248,7 @@ def main() -> None:
         "bare_flask_rps": round(bare_rps, 1),
         "ratio": round(api_rps / bare_rps, 3),
         "round_trip_median_ms": round(statistics.median(durations) * 1000, 1),
-        "round_trip_p90_ms": round(
-            statistics.quantiles(durations, n=10)[-1] * 1000, 1
-        ),
+        "round_trip_p90_ms": round(statistics.quantiles(durations, n=10)[-1] * 1000, 1),
     }
     print(json.dumps(result, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
