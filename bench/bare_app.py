@@ -11,7 +11,7 @@ import os
 from flask import Flask, Response
 
 app = Flask(__name__)
-PAGE = open(os.environ["BENCH_PAGE_FILE"], "rb").read()  # noqa: SIM115
+PAGE = open(os.environ["BENCH_PAGE_FILE"], "rb").read()
 
 
 @app.get("/page/")

@@ -33,13 +33,14 @@ from sqlalchemy import insert
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.services import free_port, postgres_schema, redis_server  # noqa: E402
+
 from qfjobs.app import create_app  # noqa: E402
 from qfjobs.extensions import get_db  # noqa: E402
 from qfjobs.migrations import upgrade_database  # noqa: E402
 from qfjobs.models import Job, JobStatus, JobType  # noqa: E402
 from qfjobs.models.timestamps import utcnow  # noqa: E402
 from qfjobs.services import users  # noqa: E402
-from tests.services import free_port, postgres_schema, redis_server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PROJECT_DIR = REPO / "tests" / "data" / "qfieldcloud-delta"
