@@ -1,0 +1,1 @@
+"""Vector data work without QGIS: packaging into GeoPackage, applying edits."""
