@@ -1,7 +1,9 @@
 """``auth/`` and ``users/``: logins, tokens and accounts."""
 
+import functools
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app
 from flask.views import MethodView
@@ -13,6 +15,9 @@ from qfjobs.errors import PermissionDeniedError
 from qfjobs.extensions import get_session
 from qfjobs.models import User
 from qfjobs.services import users
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 URL = "auth"
 blp = Blueprint("auth", __name__, description="Log in and out")
@@ -83,14 +88,25 @@ class CurrentUser(MethodView):
 users_blp = Blueprint("users", __name__, description="User accounts")
 
 
+def superuser_only(view: Callable[P, R]) -> Callable[P, R]:
+    """Refuse non-superusers before the body is parsed (no schema hints)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not current_user().is_superuser:
+            raise PermissionDeniedError("Only superusers may create users")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @users_blp.route("/")
 class Users(MethodView):
+    @superuser_only
     @users_blp.arguments(NewUserArgs, location="json_or_form")
     @users_blp.response(201, UserSchema)
     def post(self, args: dict[str, str]) -> User:
         """Create a user (superusers only)."""
-        if not current_user().is_superuser:
-            raise PermissionDeniedError("Only superusers may create users")
         return users.create_user(
             get_session(), args["username"], args["password"], args["email"]
         )

@@ -5,12 +5,17 @@
 :func:`current_user`.
 """
 
-from flask import g, request
+import uuid
+from collections.abc import Callable
 
+from flask import g, request
+from sqlalchemy.orm import Session
+
+from qfjobs.api.base import parse_uuid
 from qfjobs.errors import AuthenticationFailedError, NotAuthenticatedError
 from qfjobs.extensions import get_session
 from qfjobs.models import User
-from qfjobs.services import users
+from qfjobs.services import access, users
 
 
 def request_token() -> str | None:
@@ -34,3 +39,45 @@ def current_user() -> User:
         raise AuthenticationFailedError("Invalid or expired token")
     g.qfjobs_user = user
     return user
+
+
+API_PREFIX = "/api/v1/"
+#: Path parameters naming a resource, and the access check for their kind.
+PATH_RESOURCES: dict[str, tuple[str, Callable[[Session, User, uuid.UUID], object]]] = {
+    "project_id": ("project", access.get_project),
+    "job_id": ("job", access.get_job),
+}
+#: Endpoints anyone may call; every other API endpoint needs a valid token.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "auth.Login",
+        "status.Status",
+        "api-docs.openapi_json",
+        "api-docs.openapi_swagger_ui",
+    }
+)
+
+
+def require_authentication() -> None:
+    """``before_request`` hook: authenticate and authorize before parsing.
+
+    Secure by default: a route added later needs a token unless its endpoint
+    is listed in :data:`PUBLIC_ENDPOINTS`, and any ``project_id`` or
+    ``job_id`` in its path must name a resource the user may read (the one
+    check per kind in :mod:`qfjobs.services.access`), else 404. Anonymous
+    callers get 401 and other users 404 whatever the body holds, never a
+    validation error that reveals the route's rules. Views still look their
+    resources up themselves; this is the guard, not the lookup.
+    """
+    if request.endpoint is None or request.method == "OPTIONS":
+        return
+    if not request.path.startswith(API_PREFIX):
+        return
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    user = current_user()
+    session = get_session()
+    view_args = request.view_args or {}
+    for name, (what, lookup) in PATH_RESOURCES.items():
+        if name in view_args:
+            lookup(session, user, parse_uuid(str(view_args[name]), what))
