@@ -176,6 +176,15 @@ class DataSourceError(QfjobsError):
     error_type = "DATA_SOURCE"
 
 
+class PackagingError(QfjobsError):
+    """A project cannot be packaged as asked (bad area of interest, ...)."""
+
+    code = "packaging_failed"
+    status = 400
+    message = "The project cannot be packaged"
+    error_type = "PACKAGING"
+
+
 # ---- service-side failures (5xx) ----------------------------------------------
 
 

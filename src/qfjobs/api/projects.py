@@ -34,6 +34,7 @@ class ProjectSchema(Schema):
     project_details = fields.Dict(allow_none=True)
     data_last_updated_at = fields.DateTime(allow_none=True)
     data_last_packaged_at = fields.DateTime(allow_none=True)
+    needs_repackaging = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

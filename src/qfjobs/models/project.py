@@ -22,6 +22,12 @@ from qfjobs.models.timestamps import UTCDateTime, utcnow
 from qfjobs.models.user import User
 
 
+#: Providers of vector layers whose data is not a project file.
+ONLINE_VECTOR_PROVIDERS = frozenset(
+    {"postgres", "wfs", "oapif", "arcgisfeatureserver", "mssql", "oracle", "hana"}
+)
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (UniqueConstraint("owner_id", "name"),)
@@ -53,6 +59,28 @@ class Project(Base):
     files: Mapped[list["ProjectFile"]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def has_online_vector_data(self) -> bool:
+        """Whether a vector layer reads a database or web service (from
+        ``project_details``): its data can change without any upload."""
+        layers = (self.project_details or {}).get("layers_by_id") or {}
+        return any(
+            layer.get("type") == 0
+            and (layer.get("provider") or "") in ONLINE_VECTOR_PROVIDERS
+            for layer in layers.values()
+            if isinstance(layer, dict)
+        )
+
+    @property
+    def needs_repackaging(self) -> bool:
+        """False only when the latest package is at least as new as the files
+        and no vector data lives online (reference section 3.9)."""
+        if self.has_online_vector_data or self.last_package_job_id is None:
+            return True
+        if self.data_last_updated_at is None or self.data_last_packaged_at is None:
+            return True
+        return self.data_last_packaged_at < self.data_last_updated_at
 
 
 class ProjectFile(Base):
