@@ -3,9 +3,10 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -19,6 +20,27 @@ NAMING_CONVENTION = {
 }
 
 
+#: True while serving a request that only reads; see :func:`reads_only`.
+_reads_only: ContextVar[bool] = ContextVar("qfjobs_reads_only", default=False)
+
+
+@contextmanager
+def reads_only() -> Iterator[None]:
+    """Open SQLite transactions in this context without taking the write lock.
+
+    Every GET and HEAD request runs so (:meth:`Database.init_app`), so that
+    readers run beside each other and beside a writer. A write inside such a
+    transaction may fail with "database is locked" when another process wrote
+    since it began: code that must write there commits its reads first, so the
+    write opens a transaction of its own.
+    """
+    token = _reads_only.set(True)
+    try:
+        yield
+    finally:
+        _reads_only.reset(token)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -29,7 +51,8 @@ def _configure_sqlite(engine: Engine) -> None:
     WAL lets readers run beside one writer. Every transaction starts with
     ``BEGIN IMMEDIATE`` so it holds the write lock from its first statement:
     a deferred transaction that reads and then writes can fail at once with
-    "database is locked" when another process committed in between.
+    "database is locked" when another process committed in between. Only
+    inside :func:`reads_only` do transactions begin deferred.
     """
 
     @event.listens_for(engine, "connect")
@@ -44,7 +67,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -67,6 +90,17 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["qfjobs.db"] = self
+
+        @app.before_request
+        def defer_reads() -> None:
+            if request.method in ("GET", "HEAD"):
+                g.qfjobs_reads_only = _reads_only.set(True)
+
+        @app.teardown_request
+        def end_deferred_reads(_exc: BaseException | None) -> None:
+            token = g.pop("qfjobs_reads_only", None)
+            if token is not None:
+                _reads_only.reset(token)
 
         @app.teardown_appcontext
         def remove_session(_exc: BaseException | None) -> None:

@@ -34,13 +34,14 @@ class JobSchema(Schema):
     type = fields.String()
     status = fields.String()
     project_id = fields.UUID()
-    created_by = fields.Function(
-        lambda job: job.created_by.username if job.created_by else None
-    )
+    created_by = fields.String(attribute="created_by_username", allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+
+
+JOB_LIST = JobSchema(many=True)
 
 
 class JobDetailSchema(JobSchema):
@@ -90,7 +91,7 @@ class Jobs(MethodView):
             offset=offset,
         )
         next_url, previous_url = pagination.page_links(limit, offset, total)
-        results = JobSchema(many=True).dump(rows)
+        results = JOB_LIST.dump(rows)
         if pagination.is_qfieldcloud_sdk():
             response = jsonify(results)
         else:

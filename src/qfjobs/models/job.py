@@ -37,7 +37,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_project_status", "project_id", "status"),
-        Index("ix_jobs_project_created", "project_id", "created_at"),
+        # Pages of a project's jobs, newest first, are read straight off this.
+        Index("ix_jobs_project_created", "project_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -67,3 +68,7 @@ class Job(Base):
 
     project: Mapped[Project] = relationship()
     created_by: Mapped[User | None] = relationship()
+
+    @property
+    def created_by_username(self) -> str | None:
+        return self.created_by.username if self.created_by else None

@@ -19,6 +19,25 @@ def readable_projects_clause(user: User) -> ColumnElement[bool]:
     return Project.owner_id == user.id
 
 
+def readable_jobs_clause(user: User) -> ColumnElement[bool]:
+    """SQL condition selecting the jobs ``user`` may read.
+
+    A subquery rather than a join: SQLite evaluates it once.
+    """
+    return Job.project_id.in_(select(Project.id).where(readable_projects_clause(user)))
+
+
+def is_project_readable(session: Session, user: User, project_id: uuid.UUID) -> bool:
+    return (
+        session.scalar(
+            select(Project.id).where(
+                Project.id == project_id, readable_projects_clause(user)
+            )
+        )
+        is not None
+    )
+
+
 def get_project(session: Session, user: User, project_id: uuid.UUID) -> Project:
     project = session.scalar(
         select(Project).where(Project.id == project_id, readable_projects_clause(user))

@@ -18,15 +18,16 @@ from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
-from sqlalchemy import func, select, update
+from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import JobNotStoppableError, NoQGISProjectError
 from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services import access
 from qfjobs.services import queue as rq_queue
-from qfjobs.services.access import readable_projects_clause
+from qfjobs.services.access import readable_jobs_clause
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,20 @@ def set_status(
     return changed
 
 
+#: What a job list shows of each job: no output or feedback, the creator's name.
+SUMMARY_COLUMNS = (
+    Job.id,
+    Job.type,
+    Job.status,
+    Job.project_id,
+    User.username.label("created_by_username"),
+    Job.created_at,
+    Job.updated_at,
+    Job.started_at,
+    Job.finished_at,
+)
+
+
 def list_jobs(
     session: Session,
     user: User,
@@ -183,22 +198,30 @@ def list_jobs(
     status: JobStatus | None,
     limit: int,
     offset: int,
-) -> tuple[list[Job], int]:
-    """Jobs the user may read, newest first, and their total count."""
-    conditions = [readable_projects_clause(user)]
-    if project_id is not None:
-        conditions.append(Job.project_id == project_id)
+) -> tuple[Sequence[RowMapping], int]:
+    """Summaries of the jobs the user may read, newest first, and their count."""
+    if project_id is None:
+        conditions = [readable_jobs_clause(user)]
+    elif access.is_project_readable(session, user, project_id):
+        # Checked once here, so that counting reads the jobs index alone.
+        conditions = [Job.project_id == project_id]
+    else:
+        return [], 0
     if job_type is not None:
         conditions.append(Job.type == job_type)
     if status is not None:
         conditions.append(Job.status == status)
 
-    base = select(Job).join(Project, Job.project_id == Project.id).where(*conditions)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    rows = session.scalars(
-        base.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    total = session.scalar(select(func.count()).select_from(Job).where(*conditions))
+    rows = session.execute(
+        select(*SUMMARY_COLUMNS)
+        .outerjoin(User, Job.created_by_id == User.id)
+        .where(*conditions)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.mappings().all(), total or 0
 
 
 def has_pending_job(session: Session, project_id: uuid.UUID, job_type: JobType) -> bool:

@@ -5,7 +5,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
@@ -96,16 +96,25 @@ def _record_failed_login(session: Session, user: User, now: datetime) -> None:
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The user a valid, unexpired token belongs to, else None."""
-    row = session.scalar(
-        select(AuthToken).where(AuthToken.key_hash == _token_hash(token))
-    )
+    found = session.execute(
+        select(AuthToken.id, AuthToken.expires_at, AuthToken.last_used_at, User)
+        .join(User, AuthToken.user_id == User.id)
+        .where(AuthToken.key_hash == _token_hash(token))
+    ).first()
     now = utcnow()
-    if row is None or row.expires_at <= now:
+    if found is None or found.expires_at <= now:
         return None
-    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
-        row.last_used_at = now
+
+    if found.last_used_at is None or now - found.last_used_at > TOKEN_TOUCH_INTERVAL:
+        # The read ends first so that the write opens a transaction of its own:
+        # on SQLite a read transaction cannot always be upgraded to a write.
         session.commit()
-    return row.user
+        session.execute(
+            update(AuthToken).where(AuthToken.id == found.id).values(last_used_at=now)
+        )
+        session.commit()
+    user: User = found.User
+    return user
 
 
 def logout(session: Session, token: str) -> None:

@@ -174,7 +174,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_jobs_project_created", ["project_id", "created_at"], unique=False
+            "ix_jobs_project_created",
+            ["project_id", "created_at", "id"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_jobs_project_status", ["project_id", "status"], unique=False
