@@ -17,10 +17,11 @@ logger = logging.getLogger(__name__)
 class AnyPathConverter(PathConverter):
     """Like ``path`` but also matches names with a leading slash.
 
-    Such names must reach the file-name rules to be refused with a 400.
+    Such names, and names holding a newline, must reach the file-name rules
+    to be refused with a 400 rather than miss the route.
     """
 
-    regex = ".+?"
+    regex = "[\\s\\S]+?"
     part_isolating = False
 
 

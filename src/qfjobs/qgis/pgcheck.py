@@ -142,8 +142,8 @@ def _unreachable(
 
     if source.params.get("authcfg") and not params.get("password"):
         reason += (
-            f' (authcfg "{source.params["authcfg"]}" cannot be resolved: the QGIS '
-            "authentication database is not available on the server)"
+            " (its authcfg cannot be resolved: the QGIS authentication database"
+            " is not available on the server)"
         )
     logger.info("PostgreSQL layer unreachable: %s", summary)
     return invalid_provider(summary, redact_values(reason, [params.get("password")]))
