@@ -24,6 +24,11 @@ from qfjobs.services import jobs as job_service
 from qfjobs.services.reconcile import fail_job, reconcile
 from qfjobs.tasks.context import set_app
 
+# Imported here, in the worker, so that every forked work horse starts with the
+# runner, the tasks and GDAL loaded: importing them in each horse cost ~0.5 s
+# a job.
+from qfjobs.tasks.runner import run_job  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
 #: Seconds without a heartbeat after which a worker counts as dead.
