@@ -6,13 +6,12 @@ may send their API token instead.
 
 import rq_dashboard
 from flask import Flask, Response, request
-from sqlalchemy import select
 
 from qfjobs.api.auth_context import request_token
+from qfjobs.errors import AuthenticationFailedError, TooManyRequestsError
 from qfjobs.extensions import get_session
 from qfjobs.models import User
 from qfjobs.services import users
-from qfjobs.services.passwords import verify_password
 
 URL_PREFIX = "/rq"
 REALM = 'Basic realm="qfjobs rq-dashboard"'
@@ -45,11 +44,10 @@ def _basic_auth_user() -> User | None:
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username:
         return None
-    user = get_session().scalar(select(User).where(User.username == auth.username))
-    password_hash = user.password_hash if user else None
-    if not verify_password(password_hash, auth.password or ""):
+    try:
+        return users.authenticate(get_session(), auth.username, auth.password or "")
+    except (AuthenticationFailedError, TooManyRequestsError):
         return None
-    return user
 
 
 def _token_user() -> User | None:

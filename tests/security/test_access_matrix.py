@@ -322,13 +322,27 @@ def test_dashboard_is_for_superusers_only(
     assert client.get("/rq/", headers=world.root["headers"]).status_code == 200
 
 
+def basic(name: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
 def test_dashboard_basic_auth_checks_the_password(
     client: FlaskClient, world: World
 ) -> None:
-    def basic(name: str, password: str) -> dict[str, str]:
-        raw = base64.b64encode(f"{name}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {raw}"}
-
     assert client.get("/rq/", headers=basic("root", "wrong")).status_code == 401
     assert client.get("/rq/", headers=basic("owner", "secret-pw")).status_code == 401
     assert client.get("/rq/", headers=basic("root", "secret-pw")).status_code == 200
+
+
+def test_dashboard_basic_auth_is_throttled_like_logins(
+    client: FlaskClient, world: World
+) -> None:
+    """Guessing a superuser's password through HTTP Basic locks it too."""
+    for _ in range(5):
+        assert client.get("/rq/", headers=basic("root", "guess")).status_code == 401
+    assert client.get("/rq/", headers=basic("root", "secret-pw")).status_code == 401
+    login = client.post(
+        "/api/v1/auth/login/", data={"username": "root", "password": "secret-pw"}
+    )
+    assert login.status_code == 429

@@ -61,6 +61,22 @@ def login(
     session: Session, username: str, password: str, ttl: timedelta
 ) -> tuple[User, str, datetime]:
     """Check the credentials and issue a new token (returned once, in clear)."""
+    user = authenticate(session, username, password)
+    token = secrets.token_hex(20)
+    expires_at = utcnow() + ttl
+    session.add(
+        AuthToken(user=user, key_hash=_token_hash(token), expires_at=expires_at)
+    )
+    session.commit()
+    return user, token, expires_at
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """The user with these credentials, under the failed-login lockout.
+
+    Every password check (API logins, the dashboard's HTTP Basic) goes
+    through here so that no door lets passwords be guessed unthrottled.
+    """
     user = session.scalar(select(User).where(User.username == username))
     now = utcnow()
     if user is not None and user.locked_until is not None and user.locked_until > now:
@@ -74,15 +90,11 @@ def login(
             _record_failed_login(session, user, now)
         raise AuthenticationFailedError("Unable to log in with the given credentials")
 
-    user.failed_logins = 0
-    user.locked_until = None
-    token = secrets.token_hex(20)
-    expires_at = now + ttl
-    session.add(
-        AuthToken(user=user, key_hash=_token_hash(token), expires_at=expires_at)
-    )
-    session.commit()
-    return user, token, expires_at
+    if user.failed_logins or user.locked_until is not None:
+        user.failed_logins = 0
+        user.locked_until = None
+        session.commit()
+    return user
 
 
 def _record_failed_login(session: Session, user: User, now: datetime) -> None:
