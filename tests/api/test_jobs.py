@@ -152,7 +152,11 @@ def test_other_users_cannot_see_or_create_jobs(
     assert (
         client.get(f"/api/v1/jobs/{job_id}/", headers=bob["headers"]).status_code == 404
     )
-    assert job_list(client, bob, project_id=pid)["count"] == 0
+    others = client.get(
+        "/api/v1/jobs/", query_string={"project_id": pid}, headers=bob["headers"]
+    )
+    assert others.status_code == 404
+    assert others.json["code"] == "object_not_found"
     assert job_list(client, bob)["count"] == 0
     assert client.get("/api/v1/jobs/").status_code == 401
     assert client.get(f"/api/v1/jobs/{job_id}/").status_code == 401

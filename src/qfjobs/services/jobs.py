@@ -21,7 +21,11 @@ from rq.job import Job as RQJob
 from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.orm import Session
 
-from qfjobs.errors import JobNotStoppableError, NoQGISProjectError
+from qfjobs.errors import (
+    JobNotStoppableError,
+    NoQGISProjectError,
+    ObjectNotFoundError,
+)
 from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
@@ -206,7 +210,7 @@ def list_jobs(
         # Checked once here, so that counting reads the jobs index alone.
         conditions = [Job.project_id == project_id]
     else:
-        return [], 0
+        raise ObjectNotFoundError(f'No project with id "{project_id}"')
     if job_type is not None:
         conditions.append(Job.type == job_type)
     if status is not None:
