@@ -21,7 +21,6 @@ from qfjobs.db import Base
 from qfjobs.models.timestamps import UTCDateTime, utcnow
 from qfjobs.models.user import User
 
-
 #: Providers of vector layers whose data is not a project file.
 ONLINE_VECTOR_PROVIDERS = frozenset(
     {"postgres", "wfs", "oapif", "arcgisfeatureserver", "mssql", "oracle", "hana"}
