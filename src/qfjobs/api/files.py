@@ -19,6 +19,22 @@ URL = "files"
 blp = Blueprint("files", __name__, description="Project files")
 
 
+#: The upload body, documented by hand: the view reads ``request.files``
+#: itself to stream the part to disk.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    },
+}
+
+
 class FileSchema(Schema):
     name = fields.String(attribute="path")
     size = fields.Integer()
@@ -69,6 +85,7 @@ class FileItem(MethodView):
         response.set_etag(row.etag)
         return response
 
+    @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, FileSchema)
     def post(self, project_id: str, filename: str) -> tuple[Response, int]:
         """Upload a file (multipart field ``file``), replacing any same name."""

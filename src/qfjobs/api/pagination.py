@@ -11,13 +11,17 @@ from marshmallow import Schema, fields, validate
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+#: Far beyond any real list; bigger numbers overflow the databases' integers.
+MAX_OFFSET = 2**31 - 1
 
 
 class PaginationArgs(Schema):
     limit = fields.Integer(
         load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
     )
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET)
+    )
 
 
 def page_url(limit: int, offset: int) -> str:

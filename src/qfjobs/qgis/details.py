@@ -21,7 +21,7 @@ from qfjobs.qgis.checkresult import SourceCheck
 from qfjobs.qgis.maplayers import MapLayerXml, layer_tree_order
 from qfjobs.qgis.primarykey import READ_ONLY_REASON, source_pk_name
 from qfjobs.qgis.projectfile import ProjectFile
-from qfjobs.qgis.redaction import redact
+from qfjobs.qgis.redaction import redact, redact_values, secret_values
 from qfjobs.qgis.sourcemodel import DataSource, SourceKind
 from qfjobs.qgis.wkbtypes import wkb_type_code
 
@@ -76,7 +76,26 @@ def layer_record(
         else check.provider_error_message,
     }
     record.update(_extras(layer, source, check, geometry, pk_name))
+    _mask_secrets(record, source)
     return record
+
+
+def _mask_secrets(record: LayerRecord, source: DataSource) -> None:
+    """Mask the source's secrets in every text built from it.
+
+    A source that is not what its provider expects (a URL with a password
+    given to a file provider, a conninfo given to the memory provider) ends
+    up in resolved paths, geometry names and errors, where the key or the
+    ``user:password@`` shape that marks a secret may be gone; its secret
+    values are masked wherever they appear.
+    """
+    secrets = secret_values(source.raw)
+    for key, value in record.items():
+        if isinstance(value, str) and key != "datasource":
+            record[key] = redact_values(value, secrets) if secrets else value
+    for key in ("error_summary", "error_message", "filename"):
+        if isinstance(record[key], str):
+            record[key] = redact(record[key])
 
 
 def _geometry_name(layer: MapLayerXml, check: SourceCheck) -> str | None:

@@ -195,12 +195,12 @@ def _log_lines(record: dict[str, Any], check: SourceCheck) -> list[str]:
             facts.append(f"{record['feature_count']} feature(s)")
         lines = [f"{label}: valid; {', '.join(facts)}"]
     else:
-        detail = f" ({check.error_message})" if check.error_message else ""
-        lines = [
-            f"{label}: INVALID [{check.error_code.value}] {check.error_summary}{detail}"
-        ]
+        # The record's texts, not the check's: they have the secrets masked.
+        message, summary = record["error_message"], record["error_summary"]
+        detail = f" ({message})" if message else ""
+        lines = [f"{label}: INVALID [{check.error_code.value}] {summary}{detail}"]
 
     if record["read_only_reason"]:
         lines.append(f"  warning: {record['read_only_reason']}")
-    lines.extend(f"  warning: {warning}" for warning in check.warnings)
+    lines.extend(f"  warning: {redact(warning)}" for warning in check.warnings)
     return lines

@@ -14,6 +14,7 @@ the password a connection used) wherever they appear in an error message.
 
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 MASK = "***"
 
@@ -54,3 +55,18 @@ def redact_values(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, MASK)
     return redact(text)
+
+
+def secret_values(text: str | None) -> list[str]:
+    """The secret values :func:`redact` would mask in ``text``.
+
+    Used to mask them in text derived from ``text`` (a resolved file path, an
+    error message) where the key or URL shape that gave them away is lost.
+    """
+    if not text:
+        return []
+    found = [m.group(3) for m in _QUOTED_SECRET.finditer(text)]
+    found += [m.group(2) for m in _BARE_SECRET.finditer(text)]
+    found += [m.group(2) for m in _URL_USERINFO.finditer(text)]
+    found += [unquote(m.group(2)) for m in _ENCODED_USERINFO.finditer(text)]
+    return [value for value in found if value]
