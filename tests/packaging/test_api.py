@@ -269,3 +269,46 @@ def test_broken_datasource_layer_is_removed(
     (tmp_path / "data.gpkg").write_bytes(client.get(url, headers=user["headers"]).data)
     with sqlite3.connect(tmp_path / "data.gpkg") as conn:
         assert conn.execute("SELECT count(*) FROM gpkg_contents").fetchone()[0] == 1
+
+
+def test_stopped_package_job_keeps_previous_package(
+    client: FlaskClient, make_user, run_jobs, app, monkeypatch
+) -> None:
+    """A stop that lands while the package is being stored drops the result."""
+    from qfjobs.extensions import get_db
+    from qfjobs.models import JobStatus
+    from qfjobs.services import jobs as job_service
+    from qfjobs.services import packages as package_service
+    from qfjobs.tasks import package as package_task
+
+    user = make_user()
+    project_id, first = _packaged_project(
+        client, user, run_jobs, DELTA_PROJECT, "project.qgs"
+    )
+    real_publish = package_service.publish
+
+    def publish_then_stop(storage, project, job_id, source):  # type: ignore[no-untyped-def]
+        files = real_publish(storage, project, job_id, source)
+        with get_db(app).new_session() as session:
+            assert job_service.set_status(
+                session, job_id, JobStatus.STOPPED, expect=(JobStatus.STARTED,)
+            )
+            session.commit()
+        return files
+
+    monkeypatch.setattr(package_task.packages, "publish", publish_then_stop)
+    second = _package(client, user, project_id)
+    run_jobs()
+    assert _job(client, user, second["id"])["status"] == "stopped"
+    latest = client.get(LATEST.format(project_id), headers=user["headers"]).json
+    assert latest["package_id"] == first["id"]
+    url = LATEST.format(project_id) + "files/project_qfield.qgs/"
+    assert client.get(url, headers=user["headers"]).status_code == 200
+
+    monkeypatch.setattr(package_task.packages, "publish", real_publish)
+    third = _package(client, user, project_id)
+    run_jobs()
+    assert _job(client, user, third["id"])["status"] == "finished"
+    storage = Path(app.config["QFJOBS_STORAGE_DIR"])
+    folders = list((storage / "projects" / project_id / "packages").iterdir())
+    assert [item.name for item in folders] == [third["id"]]
