@@ -66,3 +66,27 @@ def test_delta_project_details(tmp_path: Path) -> None:
         "./data.gpkg"
     )
     assert original.project.filename == "project.qgs"
+
+
+def test_memory_layer_becomes_an_empty_table(tmp_path: Path) -> None:
+    _original, build, packaged = package_folder(
+        DATA_DIR / "qfieldcloud-self_contained_memory", "self_contained.qgs", tmp_path
+    )
+    memory = next(item for item in build.layers if item["provider"] == "memory")
+    assert memory["outcome"] == "packaged_offline"
+    assert memory["feature_count"] == 0
+    web = next(item for item in build.layers if item["provider"] != "memory")
+    assert web["outcome"] == "kept_unchanged"
+    with sqlite3.connect(tmp_path / "data.gpkg") as conn:
+        row = conn.execute(
+            "SELECT geometry_type_name, srs_id FROM gpkg_geometry_columns "
+            "WHERE table_name = ?",
+            (memory["table"],),
+        ).fetchone()
+        columns = [
+            r[1] for r in conn.execute(f'PRAGMA table_info("{memory["table"]}")')
+        ]
+    assert row == ("POINT", 4326)
+    assert {"fid", "name", "size", "geom"} <= set(columns)
+    after = {item.layer_id: item for item in packaged.layers}
+    assert after[memory["id"]].check.is_valid

@@ -313,3 +313,86 @@ def test_qgz_project_with_plugin_and_removed_layer(tmp_path: Path) -> None:
     assert [n.text for n in root.iter("item")] == ["trees"]
     with sqlite3.connect(out / "data.gpkg") as conn:
         assert conn.execute("SELECT count(*) FROM gpkg_contents").fetchone()[0] == 1
+
+
+def test_rasters_are_copied_with_sidecars(tmp_path: Path) -> None:
+    from tests.qgis.datagen import tiff_bytes
+
+    (tmp_path / "maps" / "north").mkdir(parents=True)
+    (tmp_path / "maps" / "north" / "ortho.tif").write_bytes(tiff_bytes())
+    (tmp_path / "maps" / "north" / "ortho.tfw").write_text("1\n0\n0\n-1\n0\n0\n")
+    (tmp_path / "maps" / "north" / "ortho.tif.aux.xml").write_text("<PAMDataset/>")
+    (tmp_path / "maps" / "north" / "other.tif").write_bytes(tiff_bytes())
+    name = write_project(
+        tmp_path,
+        [
+            layer_xml(
+                "ortho", "./maps/north/ortho.tif", "gdal", wkb="", layer_type="raster"
+            )
+        ],
+        ["ortho"],
+    )
+    out = tmp_path / "out"
+    original, build, packaged = package_folder(tmp_path, name, out)
+    check_package(original, build, packaged, out)
+    assert build.layers[0]["outcome"] == "copied"
+    assert sorted(build.layers[0]["files"]) == [
+        "maps/north/ortho.tfw",
+        "maps/north/ortho.tif",
+        "maps/north/ortho.tif.aux.xml",
+    ]
+    assert "maps/north/other.tif" not in build.files
+    assert "data.gpkg" not in build.files
+
+
+def test_non_ascii_names_and_qgz_without_crs(tmp_path: Path) -> None:
+    """Field failures A7 and A8: non-ASCII file and layer names, no project CRS."""
+    (tmp_path / "data").mkdir()
+    points(tmp_path / "data" / "Übersichtskarte.gpkg", 6, driver="GPKG")
+    layer = layer_xml("nutzung", "./data/Übersichtskarte.gpkg")
+    layer = layer.replace(
+        "<layername>nutzung</layername>", "<layername>Tatsächliche_Nutzung</layername>"
+    )
+    name = write_project(tmp_path, [layer], ["nutzung"], name="inner.qgs")
+    text = (tmp_path / name).read_text(encoding="utf-8")
+    text = text.replace(
+        "<projectCrs><spatialrefsys><authid>EPSG:4326</authid></spatialrefsys>"
+        "</projectCrs>",
+        "",
+    )
+    with zipfile.ZipFile(tmp_path / "Prüfung.qgz", "w") as archive:
+        archive.writestr("Prüfung.qgs", text.encode("utf-8"))
+    (tmp_path / name).unlink()
+    out = tmp_path / "out"
+    original, build, packaged = package_folder(tmp_path, "Prüfung.qgz", out)
+    check_package(original, build, packaged, out)
+    assert build.project_name == "Prüfung_qfield.qgs"
+    assert build.layers[0]["outcome"] == "packaged_offline"
+    assert build.layers[0]["feature_count"] == 6
+    assert build.layers[0]["skipped"] == []
+
+
+def test_spreadsheet_and_flatgeobuf_layers(tmp_path: Path) -> None:
+    write_vector(
+        tmp_path / "sheet.xlsx",
+        [None, None, None],
+        {"fid": np.array([1, 2, 3], dtype=np.int32), "name": ["a", "b", "c"]},
+        driver="XLSX",
+        layer="Sheet1",
+    )
+    points(tmp_path / "pts.fgb", 12, driver="FlatGeobuf")
+    name = write_project(
+        tmp_path,
+        [
+            layer_xml("sheet", "./sheet.xlsx|layername=Sheet1", wkb="NoGeometry"),
+            layer_xml("fgb", "./pts.fgb"),
+        ],
+        ["sheet", "fgb"],
+    )
+    out = tmp_path / "out"
+    original, build, packaged = package_folder(tmp_path, name, out)
+    check_package(original, build, packaged, out)
+    by_id = {item["id"]: item for item in build.layers}
+    assert by_id["sheet"]["outcome"] == "packaged_offline"
+    assert by_id["sheet"]["feature_count"] == 3
+    assert by_id["fgb"]["feature_count"] == 12

@@ -24,11 +24,14 @@ silently missing or empty layer is worse than the previous package.
 
 import logging
 import re
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfjobs.geodata.feature_batches import GEOMETRY_COLUMN, FidSource
+from qfjobs.geodata.fieldtypes import written_fields
 from qfjobs.geodata.gpkg_export import TableExport, TableRequest, export_table
 from qfjobs.geodata.sources import BBox, Source
 from qfjobs.packaging import projectxml
@@ -36,10 +39,12 @@ from qfjobs.packaging.aoi import AreaOfInterest, read_area_of_interest
 from qfjobs.packaging.decisions import LayerDecision, Outcome, decide
 from qfjobs.packaging.exportsources import export_source, grouping_key, table_base_name
 from qfjobs.packaging.filecopy import copy_with_sidecars
+from qfjobs.packaging.memorylayers import write_memory_table
 from qfjobs.qgis.inspect import ProjectReport
 from qfjobs.qgis.maplayers import read_map_layers
 from qfjobs.qgis.pgcheck import PgOptions
 from qfjobs.qgis.redaction import redact
+from qfjobs.qgis.sourcemodel import SourceKind
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +68,8 @@ class PackageBuild:
 @dataclass
 class _Table:
     name: str
-    source: Source
+    #: None for a memory layer (an empty table is created).
+    source: Source | None
     primary_key: str
     decisions: list[LayerDecision]
     export: TableExport | None = None
@@ -167,6 +173,12 @@ def _plan_tables(offline: list[LayerDecision], pg_options: PgOptions) -> list[_T
     tables: dict[tuple[object, ...], _Table] = {}
     used: set[str] = set()
     for decision in offline:
+        if decision.report.source.kind is SourceKind.MEMORY:
+            name = _unique_name(decision.layer.name or "memory", used)
+            tables[("memory", decision.layer_id)] = _Table(
+                name, None, "fid", [decision]
+            )
+            continue
         source = export_source(decision.layer, decision.report, pg_options)
         key = grouping_key(source)
         if key in tables:
@@ -193,6 +205,8 @@ def _write_table(
     gpkg: Path, table: _Table, area: AreaOfInterest | None, job_label: str
 ) -> TableExport:
     first = table.decisions[0]
+    if table.source is None:
+        return _write_memory_table(gpkg, table, job_label)
     bbox: BBox | None = None
     if area is not None and first.layer.is_vector:
         bbox = area.bbox_in(first.layer.crs or first.report.check.crs or "")
@@ -225,6 +239,37 @@ def _write_table(
             item.reason,
         )
     return result
+
+
+def _write_memory_table(gpkg: Path, table: _Table, job_label: str) -> TableExport:
+    decision = table.decisions[0]
+    started = time.perf_counter()
+    logger.info(
+        "%s: empty table %s for memory layer %s",
+        job_label,
+        table.name,
+        decision.layer.name,
+    )
+    geometry_type = write_memory_table(
+        gpkg, table.name, decision.report.source, decision.layer.crs
+    )
+    crs = decision.report.source.params.get("crs") or decision.layer.crs or None
+    return TableExport(
+        table=table.name,
+        source=f"memory layer {decision.layer.name}",
+        feature_count=0,
+        geometry_type=geometry_type,
+        geometry_column=GEOMETRY_COLUMN if geometry_type else None,
+        crs=crs if geometry_type else None,
+        fid_column="fid",
+        fid_source=FidSource.GENERATED,
+        fields=written_fields(gpkg, table.name),
+        renamed_fields={},
+        skipped=(),
+        warnings=(),
+        spatial_index=None,
+        elapsed_seconds=time.perf_counter() - started,
+    )
 
 
 def _table_feedback(table: _Table) -> dict[str, Any]:

@@ -150,12 +150,16 @@ def _offline(
 ) -> LayerDecision:
     source = report.source
     if source.kind is SourceKind.MEMORY:
-        return _decision(
-            layer,
-            report,
-            action,
-            Outcome.KEPT,
-            "memory layer: its features live in QGIS only, it is kept as it is",
+        return LayerDecision(
+            layer=layer,
+            report=report,
+            action=action,
+            outcome=Outcome.OFFLINE,
+            reason=(
+                "cloud action offline; memory layer: an empty table with its "
+                "fields is created (its features live in QGIS only)"
+            ),
+            primary_key="fid",
         )
     if source.provider not in CONVERTIBLE_PROVIDERS or (
         source.table is not None and source.table.is_query
