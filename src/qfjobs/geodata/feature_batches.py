@@ -105,6 +105,12 @@ def plan_columns(
         inputs.insert(0, layer.native_fid_column)
     if fid_source is FidSource.KEY_ATTRIBUTE and fid_column != key:
         inputs.insert(0, str(key))
+    taken = {name.lower() for name in inputs}
+    if fid_column.lower() in taken:
+        # An attribute called fid that cannot be the fid (text, repeated
+        # values) keeps its name and values, as the project and deltas refer
+        # to it; the new fid column takes the next free name (fid_1, ...).
+        fid_column = _free_name(FID_COLUMN, taken)
 
     attributes, renamed = _output_names(
         inputs, fid_column, spatial=layer.geometry_column is not None
@@ -142,6 +148,13 @@ def _choose_key(layer: SourceLayer, primary_key: str | None) -> tuple[str | None
     if layer.primary_key:
         return _find_name(names, layer.primary_key), False
     return _find_name(names, FID_COLUMN), False
+
+
+def _free_name(base: str, taken: set[str]) -> str:
+    suffix = 1
+    while f"{base}_{suffix}".lower() in taken:
+        suffix += 1
+    return f"{base}_{suffix}"
 
 
 def _find_name(names: list[str], wanted: str) -> str | None:
