@@ -381,3 +381,37 @@ def test_lockout_ends_and_resets_after_a_good_login(
     assert login("secret-pw") == 200
     assert [login("wrong") for _ in range(4)] == [401] * 4
     assert login("secret-pw") == 200
+
+
+# ---- NUL characters in arguments (PostgreSQL text cannot hold them) --------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/projects/", {"name": "a\x00b"}, "name"),
+        ("PATCH", "/api/v1/projects/{pid}/", {"description": "\x00"}, "description"),
+        ("POST", "/api/v1/auth/login/", {"username": "\x00", "password": "x"}, None),
+        ("GET", "/api/v1/projects/?include-public=\x00", None, "include-public"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [True, False])
+def test_nul_characters_are_a_400_naming_the_field(
+    client: FlaskClient,
+    owner,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    field: str | None,
+    as_json: bool,
+) -> None:
+    alice, pid = owner
+    kwargs: dict[str, Any] = {"headers": alice["headers"]}
+    if body is not None:
+        kwargs["json" if as_json else "data"] = body
+    response = client.open(path.format(pid=pid), method=method, **kwargs)
+    assert response.status_code == 400, response.data
+    assert response.json["code"] == "validation_error"
+    assert set(response.json["errors"]) == {field or "username"}
+    names = client.get("/api/v1/projects/", headers=alice["headers"]).json
+    assert [project["description"] for project in names] == [""]
