@@ -20,6 +20,17 @@ serves them from project storage.
 Any table that cannot be written fails the whole build with a
 :class:`~qfjobs.errors.DataSourceError` naming the layer: a package with a
 silently missing or empty layer is worse than the previous package.
+
+Known shortcomings:
+
+* a layer filter is carried over as written; a PostgreSQL filter using SQL
+  that SQLite does not know stops matching in the GeoPackage;
+* when a new fid column (``fid_1``...) is added, its form widget is not
+  set to hidden (QFieldSync hides it; QField shows it read-only);
+* the project plugin and translations keep their names (``<stem>.qml``,
+  as the reference does), not ``<stem>_qfield.qml``;
+* for a project file in a sub-folder, attachment paths are those of the
+  project storage (relative to its root, not to the project's folder).
 """
 
 import logging
