@@ -1,5 +1,6 @@
 """SQLAlchemy models of the SQL store."""
 
+from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import ACTIVE_STATUSES, Job, JobStatus, JobType
 from qfjobs.models.project import Project, ProjectFile
 from qfjobs.models.user import AuthToken, User
@@ -7,6 +8,9 @@ from qfjobs.models.user import AuthToken, User
 __all__ = [
     "ACTIVE_STATUSES",
     "AuthToken",
+    "Delta",
+    "DeltaStatus",
+    "Deltafile",
     "Job",
     "JobStatus",
     "JobType",

@@ -23,10 +23,12 @@ from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
     JobNotStoppableError,
+    NoDeltasToApplyError,
     NoQGISProjectError,
     ObjectNotFoundError,
 )
 from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
+from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import access
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 #: Job types of which only one may be active per project unless forced.
 EXCLUSIVE_TYPES = frozenset({JobType.PACKAGE})
+#: Most deltas one ``delta_apply`` job takes; more pending deltas make more jobs.
+APPLY_DELTAS_LIMIT = 10_000
 
 
 def lock_project(session: Session, project_id: uuid.UUID) -> None:
@@ -89,6 +93,11 @@ def create_job(
         status=JobStatus.PENDING,
     )
     session.add(job)
+    if job_type == JobType.DELTA_APPLY:
+        session.flush()
+        if not claim_pending_deltas(session, project.id, job.id):
+            session.rollback()
+            raise NoDeltasToApplyError()
     session.commit()
     logger.info("%s: created %s job for project %s", job.id, job_type, project.id)
     dispatch_next(session, queue, project.id)
@@ -172,8 +181,10 @@ def set_status(
         .values(**changes)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed and status in (JobStatus.FAILED, JobStatus.STOPPED):
+        fail_started_deltas(session, job_id, f"The delta_apply job was {status}")
+    session.commit()
     if changed:
         logger.info("%s: status %s", job_id, status)
     return changed
@@ -191,6 +202,65 @@ SUMMARY_COLUMNS = (
     Job.started_at,
     Job.finished_at,
 )
+
+
+def claim_pending_deltas(
+    session: Session,
+    project_id: uuid.UUID,
+    job_id: uuid.UUID,
+    limit: int = APPLY_DELTAS_LIMIT,
+) -> int:
+    """Attach the oldest pending deltas no active apply job holds to ``job_id``.
+
+    Runs under the project's row lock (``create_job``), so two jobs never claim
+    the same delta. Returns how many were claimed.
+    """
+    active_jobs = select(Job.id).where(
+        Job.project_id == project_id,
+        Job.type == JobType.DELTA_APPLY,
+        Job.status.in_(ACTIVE_STATUSES),
+        Job.id != job_id,
+    )
+    ids = session.scalars(
+        select(Delta.id)
+        .join(Deltafile, Delta.deltafile_seq == Deltafile.seq)
+        .where(
+            Delta.project_id == project_id,
+            Delta.last_status == DeltaStatus.PENDING,
+            (Delta.job_id.is_(None)) | (Delta.job_id.not_in(active_jobs)),
+        )
+        .order_by(Deltafile.seq, Delta.position)
+        .limit(limit)
+    ).all()
+    if ids:
+        session.execute(
+            update(Delta)
+            .where(Delta.id.in_(ids))
+            .values(job_id=job_id)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+def fail_started_deltas(session: Session, job_id: uuid.UUID, message: str) -> int:
+    """The deltas a job had started become ``error``: its results were not kept.
+
+    Called in the transaction that ends the job (failed or stopped), whichever
+    process ends it. Deltas the job had claimed but not started stay pending and
+    are claimed again by the next apply job.
+    """
+    result = session.execute(
+        update(Delta)
+        .where(Delta.job_id == job_id, Delta.last_status == DeltaStatus.STARTED)
+        .values(
+            last_status=DeltaStatus.ERROR,
+            last_feedback={"msg": message, "status": "status_unknown_error"},
+            last_modified_pk=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def list_jobs(

@@ -1,0 +1,190 @@
+"""``deltas/``: field edits pushed by QField and their application.
+
+``POST deltas/<project_id>/`` takes a deltafile (multipart field ``file``, as
+``qfieldcloud-sdk``'s ``push_delta`` sends it), ``GET`` lists the project's
+deltas in apply order, ``GET deltas/<project_id>/<deltafile_id>/`` the deltas
+of one deltafile, and ``POST deltas/apply/<project_id>/`` queues the
+application of every pending delta.
+"""
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from qfjobs.api import pagination
+from qfjobs.api.auth_context import current_user
+from qfjobs.api.base import Blueprint, parse_uuid
+from qfjobs.errors import (
+    EmptyContentError,
+    NoQGISProjectError,
+    PayloadTooLargeError,
+    ValidationError,
+)
+from qfjobs.extensions import get_queue, get_session, get_storage
+from qfjobs.geodata.deltafile import DEFAULT_LIMITS
+from qfjobs.models import Delta, Deltafile, Project
+from qfjobs.services import access
+from qfjobs.services import deltas as service
+
+URL = "deltas"
+blp = Blueprint(
+    "deltas",
+    __name__,
+    description=(
+        "Field edits (deltas). Statuses: pending, started, applied, conflict,"
+        " not_applied, error, ignored, unpermitted."
+    ),
+)
+
+
+class DeltaSchema(Schema):
+    id = fields.UUID()
+    deltafile_id = fields.UUID()
+    project_id = fields.UUID()
+    status = fields.String()
+    output = fields.Dict(allow_none=True)
+    last_modified_pk = fields.String(allow_none=True)
+    job_id = fields.UUID(allow_none=True)
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    content = fields.Dict()
+
+
+class PushResultSchema(Schema):
+    deltafile_id = fields.String()
+    received = fields.Integer()
+    stored = fields.Integer()
+    job_ids = fields.List(fields.UUID())
+
+
+def delta_dict(delta: Delta, deltafile: Deltafile) -> dict[str, Any]:
+    data: dict[str, Any] = DeltaSchema().dump(
+        {
+            "id": delta.id,
+            "deltafile_id": deltafile.id,
+            "project_id": delta.project_id,
+            "status": delta.last_status,
+            "output": delta.last_feedback,
+            "last_modified_pk": delta.last_modified_pk,
+            "job_id": delta.job_id,
+            "created_by": delta.created_by.username if delta.created_by else None,
+            "created_at": delta.created_at,
+            "updated_at": delta.updated_at,
+            "content": delta.content,
+        }
+    )
+    return data
+
+
+@blp.route("/<project_id>/")
+class DeltaList(MethodView):
+    @blp.arguments(pagination.PaginationArgs, location="query")
+    @blp.response(200, DeltaSchema(many=True))
+    def get(self, args: dict[str, Any], project_id: str) -> Response:
+        """The project's deltas in apply order (a JSON array; paging headers)."""
+        project = _project(project_id)
+        limit, offset = args["limit"], args["offset"]
+        rows, total = service.list_deltas(
+            get_session(), project, limit=limit, offset=offset
+        )
+        next_url, previous_url = pagination.page_links(limit, offset, total)
+        response = jsonify([delta_dict(delta, upload) for delta, upload in rows])
+        return pagination.add_headers(response, total, next_url, previous_url)
+
+    @blp.response(200, PushResultSchema)
+    def post(self, project_id: str) -> Response:
+        """Push a deltafile (multipart field ``file``).
+
+        Answers 400 ``invalid_deltafile`` with the reason when the file is not a
+        valid deltafile 1.0, names another project, or has a delta for a layer
+        the project does not have; nothing is stored then. Deltas already
+        received are skipped (pushing again is harmless). New deltas queue
+        ``delta_apply`` jobs, whose ids are returned.
+        """
+        project = _project(project_id)
+        data = _read_upload()
+        result = service.push_deltafile(
+            get_session(),
+            get_storage(),
+            get_queue(),
+            current_user(),
+            project,
+            data,
+            current_app.config["QFJOBS_JOB_TIMEOUT"],
+        )
+        return jsonify(
+            PushResultSchema().dump(
+                {
+                    "deltafile_id": result.deltafile_id,
+                    "received": result.received,
+                    "stored": result.stored,
+                    "job_ids": [job.id for job in result.jobs],
+                }
+            )
+        )
+
+
+@blp.route("/<project_id>/<deltafile_id>/")
+class DeltafileItem(MethodView):
+    @blp.response(200, DeltaSchema(many=True))
+    def get(self, project_id: str, deltafile_id: str) -> Response:
+        """The deltas of one deltafile, in file order."""
+        project = _project(project_id)
+        rows = service.deltafile_deltas(
+            get_session(), project, parse_uuid(deltafile_id, "deltafile")
+        )
+        return jsonify([delta_dict(delta, upload) for delta, upload in rows])
+
+
+@blp.route("/apply/<project_id>/")
+class DeltaApply(MethodView):
+    @blp.response(200, PushResultSchema)
+    def post(self, project_id: str) -> Response:
+        """Queue ``delta_apply`` jobs for the pending deltas no job holds yet.
+
+        400 ``no_qgis_project`` when the project has no QGIS file. Answers 200
+        with the new jobs' ids (none when nothing waits).
+        """
+        project = _project(project_id)
+        session = get_session()
+        if not project.project_filename:
+            raise NoQGISProjectError()
+        created = service.queue_apply_jobs(
+            session,
+            get_queue(),
+            current_user(),
+            project,
+            current_app.config["QFJOBS_JOB_TIMEOUT"],
+        )
+        return jsonify({"job_ids": [str(job.id) for job in created]})
+
+
+def _project(raw_id: str) -> Project:
+    return access.get_project(
+        get_session(), current_user(), parse_uuid(raw_id, "project")
+    )
+
+
+def _read_upload() -> bytes:
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ValidationError(
+            "Deltafiles are pushed as multipart/form-data with a field named 'file'",
+            errors={"file": ["Missing data for required field."]},
+        )
+    uploads = request.files.getlist("file")
+    if not uploads:
+        raise EmptyContentError("The request holds no multipart field 'file'")
+    if len(uploads) > 1 or len(request.files) > 1:
+        raise ValidationError(
+            "Send exactly one deltafile per request",
+            errors={"file": ["Only one file is accepted."]},
+        )
+    data: bytes = uploads[0].stream.read(DEFAULT_LIMITS.max_bytes + 1)
+    if len(data) > DEFAULT_LIMITS.max_bytes:
+        raise PayloadTooLargeError(
+            f"A deltafile may have at most {DEFAULT_LIMITS.max_bytes} bytes"
+        )
+    return data

@@ -1,0 +1,330 @@
+"""Deltas: receiving deltafiles, listing deltas, and queuing their application.
+
+A push (:func:`push_deltafile`) is validated whole before anything is stored:
+the JSON Schema and limits (``qfjobs.geodata.deltafile``), the project id in
+the file against the URL, and every delta's layer against the layers of the
+project's QGIS file. Any failure is ``400 invalid_deltafile`` with the reason
+and stores nothing. Deltas whose ``uuid`` the server already has are skipped,
+so pushing the same deltafile again stores nothing and applies nothing twice;
+a delta uuid that belongs to another project is refused.
+
+A push that stored new deltas queues ``delta_apply`` jobs for the project's
+pending deltas (:func:`queue_apply_jobs`), as ``POST deltas/apply/<id>/`` and
+``POST jobs/`` with ``type=delta_apply`` do.
+
+There are no project roles yet (only the owner reaches a project), so no delta
+is ever stored as ``unpermitted``; ``ignored`` is set by :func:`set_status`.
+"""
+
+import hashlib
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rq import Queue
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from qfjobs.errors import (
+    InvalidDeltafileError,
+    NoDeltasToApplyError,
+    NoQGISProjectError,
+    ObjectNotFoundError,
+)
+from qfjobs.geodata.deltafile import Deltafile as ParsedDeltafile
+from qfjobs.geodata.deltafile import parse_deltafile
+from qfjobs.geodata.deltas_results import ClientFeatureKey
+from qfjobs.models import (
+    Delta,
+    Deltafile,
+    DeltaStatus,
+    Job,
+    JobType,
+    Project,
+    ProjectFile,
+    User,
+)
+from qfjobs.models.timestamps import utcnow
+from qfjobs.qgis.maplayers import read_map_layers
+from qfjobs.qgis.projectfile import open_project
+from qfjobs.services import jobs
+from qfjobs.storage import ProjectStorage
+
+logger = logging.getLogger(__name__)
+
+#: Statuses an administrator may set by hand (:func:`set_status`).
+SETTABLE_STATUSES = (DeltaStatus.PENDING, DeltaStatus.IGNORED)
+
+
+@dataclass
+class PushResult:
+    deltafile_id: str
+    received: int
+    stored: int
+    jobs: list[Job] = field(default_factory=list)
+
+
+def push_deltafile(
+    session: Session,
+    storage: ProjectStorage,
+    queue: Queue,
+    user: User,
+    project: Project,
+    data: bytes,
+    job_timeout: int,
+) -> PushResult:
+    """Validate and store an uploaded deltafile; queue apply jobs for new deltas."""
+    parsed = parse_deltafile(data)
+    if not project.project_filename:
+        raise NoQGISProjectError()
+
+    if parsed.project.lower() != str(project.id).lower():
+        raise InvalidDeltafileError(
+            f"Deltafile's project id ({parsed.project}) doesn't match URL "
+            f"parameter project id ({project.id}).",
+            reason="project_mismatch",
+        )
+
+    _check_layers(parsed, project_layer_ids(session, storage, project))
+
+    jobs.lock_project(session, project.id)
+    stored = _store(session, user, project, parsed, data)
+    session.commit()
+    logger.info(
+        "project %s: deltafile %s: %s deltas, %s new",
+        project.id,
+        parsed.id,
+        len(parsed.deltas),
+        stored,
+    )
+    result = PushResult(parsed.id, len(parsed.deltas), stored)
+    if stored:
+        result.jobs = queue_apply_jobs(session, queue, user, project, job_timeout)
+    return result
+
+
+def project_layer_ids(
+    session: Session, storage: ProjectStorage, project: Project
+) -> set[str]:
+    """Ids of the layers in the project's stored QGIS file (parsed, hardened)."""
+    row = session.scalar(
+        select(ProjectFile).where(
+            ProjectFile.project_id == project.id,
+            ProjectFile.path == project.project_filename,
+        )
+    )
+    if row is None:
+        raise NoQGISProjectError()
+
+    with tempfile.TemporaryDirectory(prefix="qfjobs-deltas-") as folder:
+        name = row.path.rsplit("/", 1)[-1]
+        storage.materialize(project.id, [(name, row.sha256)], Path(folder))
+        parsed = open_project(Path(folder) / name)
+        return {layer.layer_id for layer in read_map_layers(parsed.root)}
+
+
+def _check_layers(parsed: ParsedDeltafile, layer_ids: set[str]) -> None:
+    for delta in parsed.deltas:
+        if delta.source_layer_id not in layer_ids:
+            raise InvalidDeltafileError(
+                f"Invalid deltafile: deltas[{delta.index}] is for the layer "
+                f'"{delta.source_layer_id}", which the project does not have',
+                reason="unknown_layer",
+                delta_index=delta.index,
+                field="sourceLayerId",
+            )
+
+
+def _store(
+    session: Session,
+    user: User,
+    project: Project,
+    parsed: ParsedDeltafile,
+    data: bytes,
+) -> int:
+    ids = [uuid.UUID(delta.uuid) for delta in parsed.deltas]
+    known: dict[uuid.UUID, uuid.UUID] = {}
+    for chunk in _chunks(ids, 1000):
+        rows = session.execute(
+            select(Delta.id, Delta.project_id).where(Delta.id.in_(chunk))
+        ).all()
+        known.update({row.id: row.project_id for row in rows})
+
+    foreign = [delta_id for delta_id, owner in known.items() if owner != project.id]
+    if foreign:
+        session.rollback()
+        raise InvalidDeltafileError(
+            f"Invalid deltafile: the delta {foreign[0]} was already pushed to "
+            "another project",
+            reason="delta_of_other_project",
+        )
+
+    new = [delta for delta in parsed.deltas if uuid.UUID(delta.uuid) not in known]
+    if not new:
+        return 0
+
+    upload = Deltafile(
+        id=uuid.UUID(parsed.id),
+        project_id=project.id,
+        created_by=user,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        delta_count=len(parsed.deltas),
+        stored_count=len(new),
+    )
+    session.add(upload)
+    session.flush()
+    now = utcnow()
+    session.add_all(
+        Delta(
+            id=uuid.UUID(delta.uuid),
+            project_id=project.id,
+            deltafile_seq=upload.seq,
+            position=delta.index,
+            client_id=delta.client_id,
+            layer_id=delta.source_layer_id,
+            local_pk=delta.local_pk,
+            method=delta.method.value,
+            content=dict(delta.content),
+            last_status=DeltaStatus.PENDING,
+            created_by_id=user.id,
+            created_at=now,
+            updated_at=now,
+        )
+        for delta in new
+    )
+    return len(new)
+
+
+def _chunks(items: Sequence[uuid.UUID], size: int) -> Iterable[Sequence[uuid.UUID]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def queue_apply_jobs(
+    session: Session, queue: Queue, user: User, project: Project, job_timeout: int
+) -> list[Job]:
+    """Create ``delta_apply`` jobs for every pending, unclaimed delta."""
+    created: list[Job] = []
+    while True:
+        try:
+            job, _ = jobs.create_job(
+                session,
+                queue,
+                user,
+                project,
+                JobType.DELTA_APPLY,
+                timeout=job_timeout,
+            )
+        except NoDeltasToApplyError:
+            return created
+        created.append(job)
+
+
+def list_deltas(
+    session: Session,
+    project: Project,
+    *,
+    deltafile_id: uuid.UUID | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[tuple[Delta, Deltafile]], int]:
+    """Deltas of the project in apply order, with their deltafile, and the count."""
+    conditions = [Delta.project_id == project.id]
+    if deltafile_id is not None:
+        conditions.append(Deltafile.id == deltafile_id)
+    base = select(Delta, Deltafile).join(
+        Deltafile, Delta.deltafile_seq == Deltafile.seq
+    )
+    total = session.scalar(
+        select(func.count())
+        .select_from(Delta)
+        .join(Deltafile, Delta.deltafile_seq == Deltafile.seq)
+        .where(*conditions)
+    )
+    query = base.where(*conditions).order_by(Deltafile.seq, Delta.position)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = [(row[0], row[1]) for row in session.execute(query).all()]
+    return rows, total or 0
+
+
+def deltafile_deltas(
+    session: Session, project: Project, deltafile_id: uuid.UUID
+) -> list[tuple[Delta, Deltafile]]:
+    rows, _ = list_deltas(session, project, deltafile_id=deltafile_id)
+    if not rows:
+        raise ObjectNotFoundError(f'No deltafile with id "{deltafile_id}"')
+    return rows
+
+
+def job_deltas(session: Session, job_id: uuid.UUID) -> list[Delta]:
+    """The deltas a job claimed, in apply order."""
+    return list(
+        session.scalars(
+            select(Delta)
+            .join(Deltafile, Delta.deltafile_seq == Deltafile.seq)
+            .where(Delta.job_id == job_id)
+            .order_by(Deltafile.seq, Delta.position)
+        ).all()
+    )
+
+
+def created_keys(
+    session: Session, project_id: uuid.UUID, client_ids: Iterable[str]
+) -> dict[ClientFeatureKey, str]:
+    """Server keys of features that earlier creates of these devices got.
+
+    Scoped by project, layer and device, so keys of different layers or
+    projects never mix (reference bug 8).
+    """
+    rows = session.execute(
+        select(Delta.layer_id, Delta.client_id, Delta.local_pk, Delta.last_modified_pk)
+        .join(Deltafile, Delta.deltafile_seq == Deltafile.seq)
+        .where(
+            Delta.project_id == project_id,
+            Delta.client_id.in_(sorted(set(client_ids))),
+            Delta.method == "create",
+            Delta.last_status == DeltaStatus.APPLIED,
+            Delta.last_modified_pk.is_not(None),
+        )
+        .order_by(Deltafile.seq, Delta.position)
+    ).all()
+    return {
+        ClientFeatureKey(row.layer_id, row.client_id, row.local_pk): str(
+            row.last_modified_pk
+        )
+        for row in rows
+    }
+
+
+def set_status(
+    session: Session,
+    project: Project,
+    delta_ids: Sequence[uuid.UUID],
+    status: DeltaStatus,
+) -> int:
+    """Set deltas back to ``pending`` (to retry them) or to ``ignored``.
+
+    Deltas a running job holds (``started``) are not touched.
+    """
+    if status not in SETTABLE_STATUSES:
+        raise ValueError(f"status {status} cannot be set by hand")
+
+    result = session.execute(
+        update(Delta)
+        .where(
+            Delta.project_id == project.id,
+            Delta.id.in_(list(delta_ids)),
+            Delta.last_status != DeltaStatus.STARTED,
+        )
+        .values(last_status=status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    changed = int(result.rowcount)  # type: ignore[attr-defined]
+    logger.info("project %s: %s deltas set to %s", project.id, changed, status)
+    return changed
