@@ -153,6 +153,23 @@ def parse_delta(raw: Any, index: int = 0) -> Delta:
     return _build_delta(sanitized, index)
 
 
+def parse_stored_delta(raw: Any, index: int = 0) -> Delta:
+    """Build one delta this service validated and stored earlier, without the
+    costly schema check; a stored object that does not fit raises
+    :class:`~qfjobs.errors.InvalidDeltafileError` all the same."""
+    sanitized = sanitize_strings(raw)
+    try:
+        if not isinstance(sanitized, dict):
+            raise TypeError("not an object")
+        return _build_delta(sanitized, index)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidDeltafileError(
+            f"Invalid delta: deltas[{index}]: {type(exc).__name__}: {exc}",
+            reason="schema",
+            delta_index=index,
+        ) from exc
+
+
 def sanitize_strings(value: Any) -> Any:
     """Return ``value`` with NULs removed from all strings and keys (recursive)."""
     if isinstance(value, str):

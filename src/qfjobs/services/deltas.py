@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rq import Queue
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
@@ -178,24 +178,26 @@ def _store(
     session.add(upload)
     session.flush()
     now = utcnow()
-    session.add_all(
-        Delta(
-            id=uuid.UUID(delta.uuid),
-            project_id=project.id,
-            deltafile_seq=upload.seq,
-            position=delta.index,
-            client_id=delta.client_id,
-            layer_id=delta.source_layer_id,
-            local_pk=delta.local_pk,
-            method=delta.method.value,
-            content=dict(delta.content),
-            last_status=DeltaStatus.PENDING,
-            created_by_id=user.id,
-            created_at=now,
-            updated_at=now,
-        )
+    rows = [
+        {
+            "id": uuid.UUID(delta.uuid),
+            "project_id": project.id,
+            "deltafile_seq": upload.seq,
+            "position": delta.index,
+            "client_id": delta.client_id,
+            "layer_id": delta.source_layer_id,
+            "local_pk": delta.local_pk,
+            "method": delta.method.value,
+            "content": dict(delta.content),
+            "last_status": DeltaStatus.PENDING,
+            "created_by_id": user.id,
+            "created_at": now,
+            "updated_at": now,
+        }
         for delta in new
-    )
+    ]
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(Delta), rows[start : start + 2000])
     return len(new)
 
 

@@ -44,7 +44,7 @@ from qfjobs.errors import (
     ProjectFileNotFoundError,
 )
 from qfjobs.geodata.deltafile import Delta as ParsedDelta
-from qfjobs.geodata.deltafile import parse_delta
+from qfjobs.geodata.deltafile import parse_stored_delta
 from qfjobs.geodata.deltas_apply import apply_deltas
 from qfjobs.geodata.deltas_results import ApplyResult, DeltaOutcome
 from qfjobs.geodata.deltas_results import DeltaStatus as OutcomeStatus
@@ -178,7 +178,7 @@ def _parse(ctx: JobContext, rows: Sequence[Delta]) -> list[ParsedDelta | None]:
     parsed: list[ParsedDelta | None] = []
     for index, row in enumerate(rows):
         try:
-            parsed.append(parse_delta(row.content, index))
+            parsed.append(parse_stored_delta(row.content, index))
         except InvalidDeltafileError as exc:
             logger.warning("%s: delta %s is invalid: %s", ctx.job_id, row.id, exc)
             parsed.append(None)
