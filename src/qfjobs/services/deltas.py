@@ -178,7 +178,7 @@ def _store(
     session.add(upload)
     session.flush()
     now = utcnow()
-    rows = [
+    values = [
         {
             "id": uuid.UUID(delta.uuid),
             "project_id": project.id,
@@ -196,8 +196,8 @@ def _store(
         }
         for delta in new
     ]
-    for start in range(0, len(rows), 2000):
-        session.execute(insert(Delta), rows[start : start + 2000])
+    for start in range(0, len(values), 2000):
+        session.execute(insert(Delta), values[start : start + 2000])
     return len(new)
 
 

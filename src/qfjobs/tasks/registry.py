@@ -3,8 +3,8 @@
 from qfjobs.errors import InvalidJobError
 from qfjobs.models import JobType
 from qfjobs.tasks.base import Task
-from qfjobs.tasks.package import Package
 from qfjobs.tasks.delta_apply import DeltaApply
+from qfjobs.tasks.package import Package
 from qfjobs.tasks.process_projectfile import ProcessProjectfile
 
 TASKS: dict[str, Task] = {
