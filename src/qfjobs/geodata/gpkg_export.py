@@ -183,7 +183,7 @@ def export_table(
     gpkg_path = Path(gpkg_path)
     label = source_label(request.source)
     _check_request(gpkg_path, request, label)
-    logger.info("writing %s into table %s of %s", label, request.table, gpkg_path)
+    logger.debug("writing %s into table %s of %s", label, request.table, gpkg_path)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -199,7 +199,7 @@ def export_table(
 
     gdal_warnings = _gdal_warnings(caught, request.table)
     result = _with_warnings(result, gdal_warnings)
-    logger.info(
+    logger.debug(
         "table %s: %s features, %s skipped, %.1f s",
         result.table,
         result.feature_count,
@@ -234,9 +234,8 @@ def _write_keeping_keys(
         return _write(gpkg_path, request, batch_size, generate_fids=False)
     except _KeyConflict as conflict:
         reason = str(conflict)
-    logger.warning(
-        "table %s: %s; writing it again with new fids", request.table, reason
-    )
+    # Reported through TableExport.warnings (the caller logs it).
+    logger.debug("table %s: %s; writing it again with new fids", request.table, reason)
 
     written = _write(gpkg_path, request, batch_size, generate_fids=True)
     renamed = written.plan.renamed.get(str(written.plan.key))
@@ -419,7 +418,7 @@ def _check_counts(
     lost = null_geometries - transformer.null_geometries if geometry_column else 0
     if lost <= 0:
         return []
-    logger.warning("table %s: %s geometries could not be converted", table, lost)
+    logger.debug("table %s: %s geometries could not be converted", table, lost)
     reason = "geometry GDAL could not convert; feature kept with a NULL geometry"
     return [Skipped(reason, lost, "geometry")]
 
@@ -445,7 +444,7 @@ def _gdal_warnings(caught: list[warnings.WarningMessage], table: str) -> list[st
             )
 
     for message, count in counts.items():
-        logger.warning("table %s: GDAL: %s (%s times)", table, message, count)
+        logger.debug("table %s: GDAL: %s (%s times)", table, message, count)
     summary = [
         message if count == 1 else f"{message} ({count} times)"
         for message, count in counts.items()

@@ -114,7 +114,7 @@ def delete_other_packages(
     for item in root.iterdir():
         if item.name not in kept:
             shutil.rmtree(item, ignore_errors=True)
-            logger.info("project %s: deleted package %s", project_id, item.name)
+            logger.debug("project %s: deleted package %s", project_id, item.name)
 
 
 def read_manifest(folder: Path) -> list[PackageFile]:
