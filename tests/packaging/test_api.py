@@ -86,7 +86,10 @@ def test_delta_project_package(
     assert {layer["outcome"] for layer in layers} == {"packaged_offline"}
     assert all(layer["feature_count"] >= 1 for layer in layers)
     assert all(layer["skipped"] == [] for layer in layers)
-    assert "packaged_offline" in job["output"]
+    output = job["output"]
+    assert f'{job["id"]}: layer "points_xy" ' in output
+    assert "3 feature(s)" in output
+    assert "/tmp/" not in output  # no worker paths
 
     response = client.get(LATEST.format(project_id), headers=user["headers"])
     assert response.status_code == 200, response.json
