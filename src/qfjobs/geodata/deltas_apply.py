@@ -202,6 +202,8 @@ def apply_deltas(
 
 def _plan(ctx: _Context) -> list[_StoreRun]:
     runs: dict[str, _StoreRun] = {}
+    # store_key() resolves paths on disk: once per layer, not once per delta.
+    keys: dict[str, str] = {}
     for index, delta in enumerate(ctx.deltas):
         target = ctx.targets.get(delta.source_layer_id)
         if target is None:
@@ -213,7 +215,12 @@ def _plan(ctx: _Context) -> list[_StoreRun]:
             )
             continue
 
-        run = runs.setdefault(target.store_key(), _StoreRun(target))
+        key = keys.get(delta.source_layer_id)
+        if key is None:
+            key = keys[delta.source_layer_id] = target.store_key()
+        run = runs.get(key)
+        if run is None:
+            run = runs[key] = _StoreRun(target)
         run.indices.append(index)
         run.layer_ids[delta.source_layer_id] = None
 

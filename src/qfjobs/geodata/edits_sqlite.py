@@ -130,6 +130,9 @@ class SqliteStore:
         self._editors: dict[str, SqliteLayerEditor] = {}
         self._changes: dict[str, _TableChanges] = {}
         self._pending: dict[str, _TableChanges] | None = None
+        self._scope_writes = 0
+        #: A delta failed after writing: nothing of this store may be committed.
+        self.poisoned = False
         self._begin()
 
     def _register_functions(self) -> None:
@@ -176,22 +179,42 @@ class SqliteStore:
 
     @contextmanager
     def delta_scope(self) -> Iterator[None]:
+        """Undo everything the block wrote if it raises.
+
+        GeoPackage editors write each delta with one statement, and SQLite backs
+        out a failed statement by itself, so no savepoint is needed there: the
+        scope only counts successful writes. Should a block ever raise after
+        one of its writes went through, the whole store is poisoned (rolled
+        back at close, every delta of it reported as an error) rather than
+        keeping half a delta. Other flavours write more than one statement per
+        delta (the SpatiaLite index) and get a real savepoint.
+        """
         self._pending = {}
-        self.conn.execute("SAVEPOINT qfjobs_delta")
+        self._scope_writes = 0
+        savepoint = self.flavour is not SqliteFlavour.GEOPACKAGE
+        if savepoint:
+            self.conn.execute("SAVEPOINT qfjobs_delta")
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK TO qfjobs_delta")
-            self.conn.execute("RELEASE qfjobs_delta")
+            if savepoint:
+                self.conn.execute("ROLLBACK TO qfjobs_delta")
+                self.conn.execute("RELEASE qfjobs_delta")
+            elif self._scope_writes:
+                self.poisoned = True
             self.rtree_queue.pending.clear()
             self._pending = None
             raise
 
-        self.conn.execute("RELEASE qfjobs_delta")
+        if savepoint:
+            self.conn.execute("RELEASE qfjobs_delta")
         for table, change in self._pending.items():
             self._changes.setdefault(table, _TableChanges()).merge(change)
 
         self._pending = None
+
+    def note_write(self) -> None:
+        self._scope_writes += 1
 
     def note_change(self, table: str, change: _TableChanges) -> None:
         pending = self._pending if self._pending is not None else self._changes
@@ -208,6 +231,13 @@ class SqliteStore:
             )
 
     def commit(self) -> bool:
+        if self.poisoned:
+            self.conn.execute("ROLLBACK")
+            raise RuntimeError(
+                "a delta failed after part of it was written; nothing of "
+                f"{self.path} was saved"
+            )
+
         if not self._changes:
             self.conn.execute("ROLLBACK")
             return False
@@ -483,6 +513,9 @@ class SqliteLayerEditor:
             raise
         except OverflowError as exc:
             raise FeatureWriteError(f"A value is too large for SQLite: {exc}") from exc
+
+        if cursor.rowcount != 0:
+            self.store.note_write()
 
         if self.needs_rtree_flush:
             self.store.flush_rtree_queue()
