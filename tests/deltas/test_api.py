@@ -1,6 +1,7 @@
 """The deltas API: pushes, validation, idempotency, listing and apply jobs."""
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from qfjobs.extensions import get_db
-from qfjobs.models import Delta, Deltafile, Job
+from qfjobs.models import Delta, Deltafile, DeltaStatus, Job, Project
+from qfjobs.services import deltas as delta_service
 from tests.deltas.helpers import (
     DELTAS_DIR,
     corpus_deltafile,
@@ -231,3 +233,69 @@ def test_apply_endpoint_needs_a_project_file(
     response = client.post(f"/api/v1/deltas/apply/{pid}/", headers=user["headers"])
     assert response.status_code == 200
     assert response.json == {"job_ids": []}
+
+
+def test_a_failed_job_marks_its_deltas_error_and_they_can_be_retried(
+    app: Flask,
+    client: FlaskClient,
+    user: dict[str, Any],
+    project_id: str,
+    run_jobs: Callable[[], None],
+) -> None:
+    document = corpus_deltafile("singlelayer_singledelta.json", project_id)
+    [job_id] = push(client, user, project_id, document).json["job_ids"]
+    # The QGIS file disappears before the job runs: the job fails.
+    deleted = client.delete(
+        f"/api/v1/files/{project_id}/project.qgs/", headers=user["headers"]
+    )
+    assert deleted.status_code == 204
+    run_jobs()
+    job = client.get(f"/api/v1/jobs/{job_id}/", headers=user["headers"]).json
+    assert job["status"] == "failed"
+    [delta] = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert delta["status"] == "error"
+
+    upload(
+        client,
+        user,
+        project_id,
+        "project.qgs",
+        (DELTA_PROJECT / "project.qgs").read_bytes(),
+    )
+    with app.app_context(), get_db().new_session() as session:
+        project = session.get(Project, uuid.UUID(project_id))
+        assert project is not None
+        changed = delta_service.set_status(
+            session, project, [uuid.UUID(delta["id"])], DeltaStatus.PENDING
+        )
+        assert changed == 1
+    retried = client.post(
+        "/api/v1/jobs/",
+        json={"project_id": project_id, "type": "delta_apply"},
+        headers=user["headers"],
+    )
+    assert retried.status_code == 201, retried.json
+    run_jobs()
+    [delta] = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert delta["status"] == "applied"
+    assert delta["job_id"] == retried.json["id"]
+
+
+def test_deltas_of_a_stopped_job_are_claimed_again(
+    client: FlaskClient,
+    user: dict[str, Any],
+    project_id: str,
+    run_jobs: Callable[[], None],
+) -> None:
+    document = corpus_deltafile("singlelayer_multidelta.json", project_id)
+    [job_id] = push(client, user, project_id, document).json["job_ids"]
+    stopped = client.post(f"/api/v1/jobs/{job_id}/stop/", headers=user["headers"])
+    assert stopped.json["status"] == "stopped"
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert {d["status"] for d in listed} == {"pending"}
+    again = client.post(f"/api/v1/deltas/apply/{project_id}/", headers=user["headers"])
+    [new_job] = again.json["job_ids"]
+    assert new_job != job_id
+    run_jobs()
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert [d["status"] for d in listed] == ["applied"] * 3
