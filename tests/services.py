@@ -17,6 +17,8 @@ from urllib.parse import quote
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from qfjobs.processes import end_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -49,6 +51,7 @@ def redis_server() -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=end_with_parent,
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:

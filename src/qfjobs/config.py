@@ -69,6 +69,6 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/api/v1/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs/",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "OPENAPI_SWAGGER_UI_URL": "/swagger-ui/",
         "JSON_SORT_KEYS": False,
     }

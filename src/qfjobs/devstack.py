@@ -2,7 +2,8 @@
 
 Starts a private Redis when nothing answers at ``QFJOBS_REDIS_URL``, brings
 the schema up to date, then runs one worker and the development server on
-http://127.0.0.1:5000 until interrupted, and stops what it started.
+http://127.0.0.1:5000 until interrupted (Ctrl-C or SIGTERM), and stops what it
+started.
 """
 
 import logging
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 
 from qfjobs.config import load_config
 from qfjobs.migrations import upgrade_database
+from qfjobs.processes import end_with_parent
 from qfjobs.tasks.joblog import configure_process_logging
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def start_private_redis(url: str) -> subprocess.Popen[bytes]:
             "no",
         ],
         stdout=subprocess.DEVNULL,
+        preexec_fn=end_with_parent,
     )
     deadline = time.monotonic() + 10
     while not redis_answers(url):
@@ -67,7 +70,13 @@ def start_private_redis(url: str) -> subprocess.Popen[bytes]:
     return process
 
 
+def _stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
+    # A process manager stops us with SIGTERM: clean up as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop)
     configure_process_logging()
     config = load_config()
     os.environ.setdefault("QFJOBS_SECRET_KEY", config["SECRET_KEY"])
@@ -79,7 +88,10 @@ def main() -> None:
     upgrade_database(config["QFJOBS_DATABASE_URL"])
     qfjobs = [sys.executable, "-m", "qfjobs.cli"]
     children.append(
-        subprocess.Popen([*qfjobs, "worker", "--name", f"dev-{os.getpid()}"])
+        subprocess.Popen(
+            [*qfjobs, "worker", "--name", f"dev-{os.getpid()}"],
+            preexec_fn=end_with_parent,
+        )
     )
     print(
         f"\nqfjobs API on http://{HOST}:{PORT}/api/v1/ (docs: /api/v1/docs/,"
@@ -90,7 +102,10 @@ def main() -> None:
         ".venv/bin/qfieldcloud-cli login NAME PASSWORD\n",
         flush=True,
     )
-    server = subprocess.Popen([*qfjobs, "run", "--host", HOST, "--port", str(PORT)])
+    server = subprocess.Popen(
+        [*qfjobs, "run", "--host", HOST, "--port", str(PORT)],
+        preexec_fn=end_with_parent,
+    )
     children.append(server)
     try:
         server.wait()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from qfjobs.processes import end_with_parent
 from tests.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,7 @@ class LiveStack:
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=end_with_parent,
         )
         self.workers.append(worker)
         return worker
@@ -97,6 +99,7 @@ def live_stack(
         cwd=REPO_ROOT,
         stdout=server_log,
         stderr=subprocess.STDOUT,
+        preexec_fn=end_with_parent,
     )
     try:
         _wait_until_up(stack.base_url, server, log_dir / "gunicorn.log")

@@ -38,6 +38,7 @@ from tests.helpers import MINIMAL_QGS, job_list, new_project, upload
 #: Endpoints that answer without a token.
 PUBLIC_ENDPOINTS = {
     "static",
+    "swagger_ui.static",
     "auth.Login",
     "status.Status",
     "api-docs.openapi_json",
@@ -188,7 +189,10 @@ def test_public_endpoints_are_exactly_the_reviewed_ones(app: Flask) -> None:
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     assert {"projects.ProjectItem", "files.FileItem", "jobs.JobStop"} <= endpoints
     assert PUBLIC_ENDPOINTS <= endpoints
-    assert auth_context.PUBLIC_ENDPOINTS | {"static"} == PUBLIC_ENDPOINTS
+    assert (
+        auth_context.PUBLIC_ENDPOINTS | {"static", "swagger_ui.static"}
+        == PUBLIC_ENDPOINTS
+    )
 
 
 def test_anonymous_gets_401_everywhere_but_public_routes(

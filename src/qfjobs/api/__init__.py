@@ -5,7 +5,16 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, NotFound
 
-from qfjobs.api import auth, deltas, files, jobs, packages, projects, status
+from qfjobs.api import (
+    auth,
+    deltas,
+    files,
+    jobs,
+    packages,
+    projects,
+    status,
+    swagger_assets,
+)
 from qfjobs.api.auth_context import require_authentication
 from qfjobs.api.base import Api
 from qfjobs.errors import QfjobsError
@@ -22,6 +31,7 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(auth.users_blp, url_prefix=f"{PREFIX}/users")
     api.register_blueprint(deltas.blp, url_prefix=f"{PREFIX}/{deltas.URL}")
     api.register_blueprint(packages.blp, url_prefix=f"{PREFIX}/{packages.URL}")
+    app.register_blueprint(swagger_assets.blp)
     app.before_request(require_authentication)
 
     @app.errorhandler(QfjobsError)
