@@ -55,12 +55,15 @@ def test_package_jobs_are_not_duplicated(client: FlaskClient, project) -> None:
 
 def test_other_types_run_in_parallel(client: FlaskClient, project) -> None:
     alice, pid = project
-    for job_type in ("delta_apply", "process_projectfile"):
-        ids = {
-            post_job(client, alice, project_id=pid, type=job_type).json["id"]
-            for _ in range(2)
-        }
-        assert len(ids) == 2
+    ids = {
+        post_job(client, alice, project_id=pid, type="process_projectfile").json["id"]
+        for _ in range(2)
+    }
+    assert len(ids) == 2
+    # A delta_apply job takes the pending deltas; with none there is no job.
+    response = post_job(client, alice, project_id=pid, type="delta_apply")
+    assert response.status_code == 400
+    assert response.json["code"] == "no_deltas_to_apply"
 
 
 def test_json_body_is_accepted(client: FlaskClient, project) -> None:
@@ -186,7 +189,7 @@ def test_job_detail_has_output_and_feedback(client: FlaskClient, project) -> Non
 def test_paging_body_and_headers(client: FlaskClient, project) -> None:
     alice, pid = project
     for _ in range(24):
-        post_job(client, alice, project_id=pid, type="delta_apply")
+        post_job(client, alice, project_id=pid, type="process_projectfile")
 
     page = job_list(client, alice, project_id=pid, limit=20, offset=0)
     assert page["count"] == 25
@@ -214,7 +217,7 @@ def test_paging_body_and_headers(client: FlaskClient, project) -> None:
 def test_sdk_gets_a_bare_array(client: FlaskClient, project) -> None:
     alice, pid = project
     for _ in range(3):
-        post_job(client, alice, project_id=pid, type="delta_apply")
+        post_job(client, alice, project_id=pid, type="process_projectfile")
     response = client.get(
         "/api/v1/jobs/",
         query_string={"project_id": pid, "limit": 2, "offset": 0},
@@ -294,7 +297,7 @@ def test_dispatch_queues_one_job_per_project_in_order(app: Flask, project) -> No
         assert project_row is not None
         created = [
             job_service.create_job(
-                session, get_queue(), None, project_row, JobType.DELTA_APPLY
+                session, get_queue(), None, project_row, JobType.PROCESS_PROJECTFILE
             )[0].id
             for _ in range(3)
         ]
