@@ -336,8 +336,12 @@ def _write_results(
     """Runs in the transaction that marks the job finished."""
     rows = {
         row.path: row
+        # Row locks: an upload of the same file either committed before (and
+        # is seen as a change) or waits until the job's results are written.
         for row in session.scalars(
-            select(ProjectFile).where(ProjectFile.project_id == project.id)
+            select(ProjectFile)
+            .where(ProjectFile.project_id == project.id)
+            .with_for_update()
         ).all()
     }
     stale = [c.path for c in changed if rows.get(c.path) is None]
