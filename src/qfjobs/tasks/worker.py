@@ -69,6 +69,17 @@ class HorseDeathHandler:
             )
 
 
+class InProcessWorker(SimpleWorker):
+    """Runs jobs in this process (tests, debugging).
+
+    It listens for no stop commands: there is no work horse to stop, and
+    ending RQ's pubsub thread after a burst can wait for its poll to time out.
+    """
+
+    def subscribe(self) -> None:
+        pass
+
+
 class QfjobsWorker(Worker):
     app: Flask
 
@@ -112,7 +123,7 @@ def build_worker(
     }
     queues = [app.extensions["qfjobs.queue"]]
     if in_process:
-        return SimpleWorker(queues, **options)
+        return InProcessWorker(queues, **options)
     worker = QfjobsWorker(
         queues, work_horse_killed_handler=HorseDeathHandler(app), **options
     )
