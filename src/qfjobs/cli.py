@@ -75,8 +75,8 @@ def reconcile(every: int) -> None:
                 heartbeat_ttl=app.config["QFJOBS_HEARTBEAT_TTL"],
             )
         click.echo(
-            f"re-queued {len(report.requeued)}, failed {len(report.failed)}, "
-            f"dispatched {len(report.dispatched)}"
+            f"re-queued {len(report.requeued)}, run again {len(report.retried)}, "
+            f"failed {len(report.failed)}, dispatched {len(report.dispatched)}"
         )
         if every <= 0:
             return

@@ -69,7 +69,19 @@ def horse_of(worker: subprocess.Popen[bytes]) -> int:
     return int(children[0])
 
 
-def test_killed_work_horse_fails_the_job_at_once(
+def wait_attempt(
+    http: requests.Session, stack: LiveStack, job_id: str, attempt: int
+) -> dict:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        job = http.get(f"{stack.base_url}jobs/{job_id}/").json()
+        if job["status"] == "started" and job["attempts"] == attempt:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never started attempt {attempt}: {job}")
+
+
+def test_killed_work_horse_runs_the_job_once_more_then_fails_it(
     app: Flask, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     slow = {"QFJOBS_PG_TIMEOUT": "60"}
@@ -81,10 +93,15 @@ def test_killed_work_horse_fails_the_job_at_once(
         http, job_id = start_slow_job(stack, port)
 
         os.kill(horse_of(worker), signal.SIGKILL)
+        second = wait_attempt(http, stack, job_id, 2)
+        os.kill(horse_of(worker), signal.SIGKILL)
         job = wait_status(http, stack, job_id, {"failed"}, seconds=20)
 
+    assert "(killed by signal 9); running it again (attempt 2 of 2)" in second["output"]
     assert job["feedback"]["error_type"] == "WORKER_DIED"
     assert "killed by signal 9" in job["feedback"]["error"]
+    assert "(attempt 2 of 2)" in job["feedback"]["error"]
+    assert job["attempts"] == 2
     assert job["finished_at"] is not None
 
 
@@ -127,6 +144,8 @@ def test_whole_worker_killed_is_found_by_the_reconciler(
             if doomed.poll() is None:
                 doomed.kill()
 
-    assert job["status"] == "failed"
-    assert job["feedback"]["error_type"] == "WORKER_DIED"
-    assert "stopped sending heartbeats" in job["feedback"]["error"]
+    # Its first run was lost: it waits for a worker to run it once more.
+    assert job["status"] == "queued"
+    assert job["attempts"] == 1
+    assert "stopped sending heartbeats" in job["output"]
+    assert "running it again (attempt 2 of 2)" in job["output"]

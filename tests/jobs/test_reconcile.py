@@ -60,9 +60,10 @@ def test_queued_job_lost_from_redis_is_queued_again(
     assert status_of(app, job_id).status == JobStatus.FINISHED
 
 
-def test_started_job_without_heartbeat_fails_after_two_passes(
-    app: Flask, client: FlaskClient, make_user, run_jobs
-) -> None:
+def lose_first_job(
+    app: Flask, client: FlaskClient, make_user, **values
+) -> tuple[str, str]:
+    """Two jobs of one project; the first "started" on a worker that is gone."""
     alice = make_user("alice")
     pid = new_project(client, alice)
     upload(client, alice, pid, "project.qgs", MINIMAL_QGS)
@@ -78,10 +79,54 @@ def test_started_job_without_heartbeat_fails_after_two_passes(
         session.execute(
             update(Job)
             .where(Job.id == uuid.UUID(first))
-            .values(status=JobStatus.STARTED, worker_name="gone-worker")
+            .values(status=JobStatus.STARTED, worker_name="gone-worker", **values)
         )
         session.commit()
     age_jobs(app, 60)
+    return first, second
+
+
+def test_job_of_a_lost_worker_runs_once_more(
+    app: Flask, client: FlaskClient, make_user, run_jobs
+) -> None:
+    first, second = lose_first_job(app, client, make_user, attempts=1)
+
+    assert run_reconcile(app).retried == []
+    time.sleep(1.1)
+    report = run_reconcile(app)
+    assert report.retried == [uuid.UUID(first)]
+    assert report.failed == []
+    assert report.dispatched == [uuid.UUID(first)]
+    again = status_of(app, first)
+    assert again.status == JobStatus.QUEUED
+    assert again.started_at is None
+    assert "running it again (attempt 2 of 2)" in (again.output or "")
+
+    run_jobs()
+    done = status_of(app, first)
+    assert done.status == JobStatus.FINISHED
+    assert done.attempts == 2
+    assert "running it again (attempt 2 of 2)" in (done.output or "")
+    assert f"{first}: finished" in (done.output or "")
+    assert status_of(app, second).status == JobStatus.FINISHED
+
+
+def test_delta_apply_job_of_a_lost_worker_is_not_run_again(
+    app: Flask, client: FlaskClient, make_user
+) -> None:
+    first, _ = lose_first_job(app, client, make_user, attempts=1, type="delta_apply")
+
+    run_reconcile(app)
+    time.sleep(1.1)
+    report = run_reconcile(app)
+    assert report.failed == [uuid.UUID(first)]
+    assert status_of(app, first).status == JobStatus.FAILED
+
+
+def test_started_job_without_heartbeat_fails_after_its_last_attempt(
+    app: Flask, client: FlaskClient, make_user, run_jobs
+) -> None:
+    first, second = lose_first_job(app, client, make_user, attempts=2)
 
     assert run_reconcile(app).failed == []
     time.sleep(1.1)
@@ -93,6 +138,7 @@ def test_started_job_without_heartbeat_fails_after_two_passes(
     assert lost.feedback is not None
     assert lost.feedback["error_type"] == "WORKER_DIED"
     assert "died" in lost.feedback["error"]
+    assert "(attempt 2 of 2)" in lost.feedback["error"]
     assert report.dispatched == [uuid.UUID(second)]
 
     run_jobs()

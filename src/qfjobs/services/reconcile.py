@@ -6,8 +6,9 @@ compare active job rows with what Redis and the workers say:
 - a ``queued`` job with no usable RQ entry (Redis flushed or restarted) is
   put back on the queue;
 - a ``started`` job whose process no longer writes its heartbeat (killed,
-  even with SIGKILL, or its machine lost) is failed with a message saying the
-  worker died;
+  even with SIGKILL, or its machine lost) is run once more when that is safe
+  (:func:`handle_lost_worker`), else failed with a message saying the worker
+  died;
 - a ``started`` job far beyond its timeout is failed;
 - a project with pending jobs and nothing queued or started gets its next job
   queued (an enqueue that failed while Redis was away).
@@ -29,7 +30,7 @@ from rq.job import JobStatus as RQStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qfjobs.models import Job, JobStatus
+from qfjobs.models import Job, JobStatus, JobType
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import jobs as job_service
 from qfjobs.services import queue as rq_queue
@@ -44,11 +45,21 @@ QUEUE_GRACE = timedelta(seconds=30)
 TIMEOUT_GRACE = timedelta(seconds=120)
 RQ_DEAD_STATUSES = (RQStatus.FAILED, RQStatus.STOPPED, RQStatus.CANCELED)
 MISSED_PREFIX = "qfjobs:heartbeat-missed:"
+#: Runs a job gets in all when its worker is lost (killed, out of memory, the
+#: machine gone): that is not the project's fault, so it is tried once more.
+MAX_ATTEMPTS = 2
+#: Job types that are run again after a lost worker: their effects are all or
+#: nothing (project details are stored at the end, a package is published
+#: atomically). delta_apply is not among them: PostGIS edits are committed just
+#: before the job's result, so a second run could apply a create twice. Its
+#: deltas are marked ``error`` instead, to be applied again on request.
+RETRIED_TYPES = frozenset({JobType.PROCESS_PROJECTFILE, JobType.PACKAGE})
 
 
 @dataclass
 class Report:
     requeued: list[uuid.UUID] = field(default_factory=list)
+    retried: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
     dispatched: list[uuid.UUID] = field(default_factory=list)
 
@@ -119,15 +130,17 @@ def _check_started(
             f"Timeout error! The job failed to finish within {job.timeout} seconds!"
             " (ended by the reconciler: its worker did not end it)"
         )
+        if fail_job(session, job, message, error_type="WORKER_DIED"):
+            report.failed.append(job.id)
     elif _worker_is_gone(connection, job, now, heartbeat_ttl):
+        connection.delete(f"{MISSED_PREFIX}{job.id}")
         message = (
             f"The worker {job.worker_name or ''} running the job died or was killed:"
             " the job stopped sending heartbeats"
         )
-    else:
-        return
-    if fail_job(session, job, message, error_type="WORKER_DIED"):
-        report.failed.append(job.id)
+        retried = handle_lost_worker(session, job, message)
+        if retried is not None:
+            (report.retried if retried else report.failed).append(job.id)
 
 
 def _worker_is_gone(
@@ -151,6 +164,43 @@ def _worker_is_gone(
         logger.info("%s: no heartbeat; failing it if none comes", job.id)
         return False
     return now.timestamp() - float(first_miss) >= heartbeat_ttl
+
+
+def handle_lost_worker(session: Session, job: Job, message: str) -> bool | None:
+    """Put a started job whose worker was lost back to ``pending``, or fail it.
+
+    It runs again (``True``) when its type allows and it has had fewer than
+    :data:`MAX_ATTEMPTS` runs; its ``output`` says why, and ``attempts`` counts
+    the runs. Otherwise it fails (``False``). ``None``: the job was no longer
+    started. The caller queues the project's next job.
+    """
+    if job.type in RETRIED_TYPES and job.attempts < MAX_ATTEMPTS:
+        note = (
+            f"{job.id} {message}; running it again "
+            f"(attempt {job.attempts + 1} of {MAX_ATTEMPTS})\n"
+        )
+        if not job_service.set_status(
+            session,
+            job.id,
+            JobStatus.PENDING,
+            expect=(JobStatus.STARTED,),
+            started_at=None,
+            worker_name=None,
+            output=(job.output or "") + note,
+        ):
+            return None
+        logger.warning(
+            "%s: %s; running it again (attempt %s of %s)",
+            job.id,
+            message,
+            job.attempts + 1,
+            MAX_ATTEMPTS,
+        )
+        return True
+
+    if job.attempts > 1:
+        message = f"{message} (attempt {job.attempts} of {MAX_ATTEMPTS})"
+    return False if fail_job(session, job, message, error_type="WORKER_DIED") else None
 
 
 def fail_job(session: Session, job: Job, message: str, *, error_type: str) -> bool:

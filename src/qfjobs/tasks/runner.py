@@ -153,7 +153,8 @@ class JobRun:
                 update(session, project)
         job.status = outcome
         job.finished_at = utcnow()
-        job.output = output
+        # A job run again after a lost worker keeps the note about the lost run.
+        job.output = (job.output or "") + output
         job.feedback = feedback.to_dict()
         session.commit()
 

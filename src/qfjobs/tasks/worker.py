@@ -14,14 +14,14 @@ from resource import struct_rusage
 from typing import Any
 
 from flask import Flask
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job as RQJob
 from rq.worker import BaseWorker
 
 from qfjobs.extensions import get_db
 from qfjobs.models import Job
 from qfjobs.services import jobs as job_service
-from qfjobs.services.reconcile import fail_job, reconcile
+from qfjobs.services.reconcile import handle_lost_worker, reconcile
 from qfjobs.tasks.context import set_app
 
 # Imported here, in the worker, so that every forked work horse starts with the
@@ -49,7 +49,12 @@ def horse_death_message(ret_val: int | None) -> str:
 
 
 class HorseDeathHandler:
-    """Fails the row of a job whose work horse died."""
+    """Runs again or fails the job of a work horse that died.
+
+    The project's next job is queued afterwards, by
+    :meth:`QfjobsWorker.handle_job_failure`, once RQ has filed the dead run:
+    a retry keeps the job's id, and the two must not mix.
+    """
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -61,12 +66,7 @@ class HorseDeathHandler:
             job = session.get(Job, uuid.UUID(rq_job.id))
             if job is None:
                 return
-            fail_job(
-                session, job, horse_death_message(ret_val), error_type="WORKER_DIED"
-            )
-            job_service.dispatch_next(
-                session, self.app.extensions["qfjobs.queue"], job.project_id
-            )
+            handle_lost_worker(session, job, horse_death_message(ret_val))
 
 
 class InProcessWorker(SimpleWorker):
@@ -82,6 +82,26 @@ class InProcessWorker(SimpleWorker):
 
 class QfjobsWorker(Worker):
     app: Flask
+
+    def handle_job_failure(
+        self,
+        job: RQJob,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        super().handle_job_failure(
+            job, queue, started_job_registry, exc_string, execution
+        )
+        # RQ reaches here when a work horse died or was stopped: the project's
+        # next job (or this one, run again) may be queued now.
+        with self.app.app_context(), get_db(self.app).new_session() as session:
+            row = session.get(Job, uuid.UUID(job.id))
+            if row is not None:
+                job_service.dispatch_next(
+                    session, self.app.extensions["qfjobs.queue"], row.project_id
+                )
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
@@ -100,10 +120,11 @@ def run_reconciliation(app: Flask, holder: str) -> None:
             app.extensions["qfjobs.queue"],
             heartbeat_ttl=app.config["QFJOBS_HEARTBEAT_TTL"],
         )
-    if report.requeued or report.failed or report.dispatched:
+    if report.requeued or report.retried or report.failed or report.dispatched:
         logger.info(
-            "reconciled: %s re-queued, %s failed, %s dispatched",
+            "reconciled: %s re-queued, %s run again, %s failed, %s dispatched",
             len(report.requeued),
+            len(report.retried),
             len(report.failed),
             len(report.dispatched),
         )
