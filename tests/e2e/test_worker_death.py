@@ -12,7 +12,7 @@ import requests
 from flask import Flask
 
 from tests.e2e.stack import BIN, REPO_ROOT, LiveStack, live_stack
-from tests.helpers import postgres_layer_project
+from tests.helpers import MINIMAL_QGS, postgres_layer_project
 from tests.silent import silent_server
 
 pytestmark = pytest.mark.slow
@@ -149,3 +149,58 @@ def test_whole_worker_killed_is_found_by_the_reconciler(
     assert job["attempts"] == 1
     assert "stopped sending heartbeats" in job["output"]
     assert "running it again (attempt 2 of 2)" in job["output"]
+
+
+def test_killed_package_job_keeps_the_previous_package(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    slow = {"QFJOBS_PG_TIMEOUT": "60"}
+    with (
+        silent_server() as port,
+        live_stack(database_url, redis_url, tmp_path, env_overrides=slow) as stack,
+    ):
+        worker = stack.workers[0]
+        assert (
+            stack.qfjobs("create-user", "bob", "--password", "bob-pw").returncode == 0
+        )
+        token = requests.post(
+            f"{stack.base_url}auth/login/",
+            data={"username": "bob", "password": "bob-pw"},
+        ).json()["token"]
+        http = api(stack, token)
+        base = stack.base_url
+        pid = http.post(f"{base}projects/", data={"name": "pkg"}).json()["id"]
+
+        # A first package, of a project that packages quickly.
+        upload = {"file": ("project.qgs", MINIMAL_QGS)}
+        assert http.post(f"{base}files/{pid}/project.qgs/", files=upload).ok
+        first = http.post(f"{base}jobs/", data={"project_id": pid, "type": "package"})
+        wait_status(http, stack, first.json()["id"], {"finished"})
+        before = http.get(f"{base}packages/{pid}/latest/").json()
+
+        # The project now waits on a database that never answers: its
+        # process_projectfile job is stopped, its package job killed twice.
+        slow_project = {
+            "file": ("project.qgs", postgres_layer_project("127.0.0.1", port))
+        }
+        assert http.post(f"{base}files/{pid}/project.qgs/", files=slow_project).ok
+        check = http.get(f"{base}jobs/", params={"project_id": pid}).json()["results"]
+        http.post(f"{base}jobs/{check[0]['id']}/stop/")
+        package = http.post(
+            f"{base}jobs/", data={"project_id": pid, "type": "package"}
+        ).json()["id"]
+        wait_status(http, stack, package, {"started"})
+        os.kill(horse_of(worker), signal.SIGKILL)
+        wait_attempt(http, stack, package, 2)
+        os.kill(horse_of(worker), signal.SIGKILL)
+        job = wait_status(http, stack, package, {"failed"}, seconds=20)
+        after = http.get(f"{base}packages/{pid}/latest/").json()
+        downloads = [
+            http.get(f"{base}packages/{pid}/latest/files/{entry['name']}/")
+            for entry in after["files"]
+        ]
+
+    assert job["feedback"]["error_type"] == "WORKER_DIED"
+    assert after["package_id"] == before["package_id"] == first.json()["id"]
+    assert after["files"] == before["files"]
+    assert [response.status_code for response in downloads] == [200] * len(downloads)
