@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 CHUNK_SIZE = 1024 * 1024
 #: Part size the QFieldCloud client uses for its multipart-style etag.
@@ -94,7 +94,7 @@ class ProjectStorage:
         return self.project_dir(project_id) / "blobs" / sha256
 
     def receive(
-        self, project_id: uuid.UUID, stream: BinaryIO
+        self, project_id: uuid.UUID, stream: IO[bytes]
     ) -> tuple[Path, StoredBlob]:
         """Copy ``stream`` into a temporary file of the project, with checksums."""
         tmp_dir = self.project_dir(project_id) / "tmp"

@@ -9,23 +9,21 @@ application of every pending delta.
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from qfjobs.api import pagination
 from qfjobs.api.auth_context import current_user
 from qfjobs.api.base import Blueprint, parse_uuid
+from qfjobs.api.requestparts import path_project, single_upload
 from qfjobs.errors import (
-    EmptyContentError,
     NoQGISProjectError,
     PayloadTooLargeError,
-    ValidationError,
 )
 from qfjobs.extensions import get_queue, get_session, get_storage
 from qfjobs.geodata.deltafile import DEFAULT_LIMITS
-from qfjobs.models import Delta, Deltafile, Project
-from qfjobs.services import access
+from qfjobs.models import Delta, Deltafile
 from qfjobs.services import deltas as service
 
 URL = "deltas"
@@ -85,7 +83,7 @@ class DeltaList(MethodView):
     @blp.response(200, DeltaSchema(many=True))
     def get(self, args: dict[str, Any], project_id: str) -> Response:
         """The project's deltas in apply order (a JSON array; paging headers)."""
-        project = _project(project_id)
+        project = path_project(project_id)
         limit, offset = args["limit"], args["offset"]
         rows, total = service.list_deltas(
             get_session(), project, limit=limit, offset=offset
@@ -104,7 +102,7 @@ class DeltaList(MethodView):
         received are skipped (pushing again is harmless). New deltas queue
         ``delta_apply`` jobs, whose ids are returned.
         """
-        project = _project(project_id)
+        project = path_project(project_id)
         data = _read_upload()
         result = service.push_deltafile(
             get_session(),
@@ -132,7 +130,7 @@ class DeltafileItem(MethodView):
     @blp.response(200, DeltaSchema(many=True))
     def get(self, project_id: str, deltafile_id: str) -> Response:
         """The deltas of one deltafile, in file order."""
-        project = _project(project_id)
+        project = path_project(project_id)
         rows = service.deltafile_deltas(
             get_session(), project, parse_uuid(deltafile_id, "deltafile")
         )
@@ -148,7 +146,7 @@ class DeltaApply(MethodView):
         400 ``no_qgis_project`` when the project has no QGIS file. Answers 200
         with the new jobs' ids (none when nothing waits).
         """
-        project = _project(project_id)
+        project = path_project(project_id)
         session = get_session()
         if not project.project_filename:
             raise NoQGISProjectError()
@@ -162,27 +160,9 @@ class DeltaApply(MethodView):
         return jsonify({"job_ids": [str(job.id) for job in created]})
 
 
-def _project(raw_id: str) -> Project:
-    return access.get_project(
-        get_session(), current_user(), parse_uuid(raw_id, "project")
-    )
-
-
 def _read_upload() -> bytes:
-    if not request.mimetype.startswith("multipart/form-data"):
-        raise ValidationError(
-            "Deltafiles are pushed as multipart/form-data with a field named 'file'",
-            errors={"file": ["Missing data for required field."]},
-        )
-    uploads = request.files.getlist("file")
-    if not uploads:
-        raise EmptyContentError("The request holds no multipart field 'file'")
-    if len(uploads) > 1 or len(request.files) > 1:
-        raise ValidationError(
-            "Send exactly one deltafile per request",
-            errors={"file": ["Only one file is accepted."]},
-        )
-    data: bytes = uploads[0].stream.read(DEFAULT_LIMITS.max_bytes + 1)
+    upload = single_upload("Deltafile")
+    data: bytes = upload.stream.read(DEFAULT_LIMITS.max_bytes + 1)
     if len(data) > DEFAULT_LIMITS.max_bytes:
         raise PayloadTooLargeError(
             f"A deltafile may have at most {DEFAULT_LIMITS.max_bytes} bytes"

@@ -2,17 +2,16 @@
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, send_file
+from flask import Response, current_app, jsonify, send_file
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from qfjobs.api.auth_context import current_user
-from qfjobs.api.base import Blueprint, parse_uuid
-from qfjobs.errors import EmptyContentError, ValidationError
+from qfjobs.api.base import Blueprint
+from qfjobs.api.requestparts import none_match, path_project, single_upload
 from qfjobs.extensions import get_queue, get_session, get_storage
-from qfjobs.models import Project, ProjectFile
+from qfjobs.models import ProjectFile
 from qfjobs.qgis.attachments import is_attachment
-from qfjobs.services import access
 from qfjobs.services import files as service
 
 URL = "files"
@@ -57,7 +56,7 @@ class FileList(MethodView):
     @blp.response(200, FileSchema(many=True))
     def get(self, project_id: str) -> Response:
         """All files of the project (a JSON array, not paginated)."""
-        project = _project(project_id)
+        project = path_project(project_id)
         dirs = service.attachment_dirs(project)
         rows = service.list_files(get_session(), project)
         return jsonify([file_dict(row, dirs) for row in rows])
@@ -68,9 +67,9 @@ class FileItem(MethodView):
     @blp.response(200)
     def get(self, project_id: str, filename: str) -> Response:
         """Download a file; 304 when ``If-None-Match`` has its etag."""
-        project = _project(project_id)
+        project = path_project(project_id)
         row = service.get_file(get_session(), project, filename)
-        if _matches_etag(row):
+        if none_match(row.etag, row.md5):
             response = Response(status=304)
         else:
             response = send_file(
@@ -89,8 +88,8 @@ class FileItem(MethodView):
     @blp.response(201, FileSchema)
     def post(self, project_id: str, filename: str) -> tuple[Response, int]:
         """Upload a file (multipart field ``file``), replacing any same name."""
-        project = _project(project_id)
-        upload = _single_upload()
+        project = path_project(project_id)
+        upload = single_upload("File")
         row = service.upload_file(
             get_session(),
             get_storage(),
@@ -106,36 +105,5 @@ class FileItem(MethodView):
     @blp.response(204)
     def delete(self, project_id: str, filename: str) -> None:
         """Delete a file."""
-        project = _project(project_id)
+        project = path_project(project_id)
         service.delete_file(get_session(), get_storage(), project, filename)
-
-
-def _project(raw_id: str) -> Project:
-    return access.get_project(
-        get_session(), current_user(), parse_uuid(raw_id, "project")
-    )
-
-
-def _single_upload() -> Any:
-    if not request.mimetype.startswith("multipart/form-data"):
-        raise ValidationError(
-            "Uploads must be multipart/form-data with a field named 'file'",
-            errors={"file": ["Missing data for required field."]},
-        )
-    uploads = request.files.getlist("file")
-    if not uploads:
-        raise EmptyContentError("The request holds no multipart field 'file'")
-    if len(uploads) > 1 or len(request.files) > 1:
-        raise ValidationError(
-            "Send exactly one file per request",
-            errors={"file": ["Only one file is accepted."]},
-        )
-    return uploads[0]
-
-
-def _matches_etag(row: ProjectFile) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
-    return bool(tags & {row.etag, row.md5, "*"})

@@ -6,11 +6,9 @@ from flask import Response, jsonify, request, send_file
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from qfjobs.api.auth_context import current_user
-from qfjobs.api.base import Blueprint, parse_uuid
+from qfjobs.api.base import Blueprint
+from qfjobs.api.requestparts import none_match, path_project
 from qfjobs.extensions import get_session, get_storage
-from qfjobs.models import Project
-from qfjobs.services import access
 from qfjobs.services import files as file_service
 from qfjobs.services import packages as service
 
@@ -55,7 +53,7 @@ class LatestPackage(MethodView):
         is still pending, queued or started (clients then wait for it).
         ``?skip_metadata=1`` leaves out ``sha256``.
         """
-        project = _project(project_id)
+        project = path_project(project_id)
         session = get_session()
         latest = service.latest_package(session, get_storage(), project)
         dirs = file_service.attachment_dirs(project)
@@ -85,7 +83,7 @@ class LatestPackageFile(MethodView):
 
         Answers 304 when ``If-None-Match`` holds the file's etag or md5.
         """
-        project = _project(project_id)
+        project = path_project(project_id)
         session = get_session()
         latest = service.latest_package(session, get_storage(), project)
         path, entry = service.package_file_path(
@@ -95,7 +93,7 @@ class LatestPackageFile(MethodView):
             filename,
             file_service.attachment_dirs(project),
         )
-        if _matches(entry):
+        if none_match(entry.etag, entry.md5sum):
             response = Response(status=304)
         else:
             response = send_file(
@@ -110,19 +108,5 @@ class LatestPackageFile(MethodView):
         return response
 
 
-def _project(raw_id: str) -> Project:
-    return access.get_project(
-        get_session(), current_user(), parse_uuid(raw_id, "project")
-    )
-
-
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _matches(entry: service.PackageFile) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
-    return bool(tags & {entry.etag, entry.md5sum, "*"})

@@ -8,10 +8,10 @@ from marshmallow import Schema, fields, validate
 
 from qfjobs.api import pagination
 from qfjobs.api.auth_context import current_user
-from qfjobs.api.base import Blueprint, parse_uuid
+from qfjobs.api.base import Blueprint
+from qfjobs.api.requestparts import path_project
 from qfjobs.extensions import get_session, get_storage
 from qfjobs.models import Project
-from qfjobs.services import access
 from qfjobs.services import projects as service
 
 URL = "projects"
@@ -105,22 +105,18 @@ class ProjectItem(MethodView):
     @blp.response(200, ProjectSchema)
     def get(self, project_id: str) -> Response:
         """One project, with its project details and status."""
-        return jsonify(project_dict(_project(project_id)))
+        return jsonify(project_dict(path_project(project_id)))
 
     @blp.arguments(ProjectChangesArgs, location="json_or_form")
     @blp.response(200, ProjectSchema)
     def patch(self, changes: dict[str, Any], project_id: str) -> Response:
         """Change name, description, visibility or conflict handling."""
-        project = service.update_project(get_session(), _project(project_id), changes)
+        project = service.update_project(
+            get_session(), path_project(project_id), changes
+        )
         return jsonify(project_dict(project))
 
     @blp.response(204)
     def delete(self, project_id: str) -> None:
         """Delete the project with its files and jobs."""
-        service.delete_project(get_session(), get_storage(), _project(project_id))
-
-
-def _project(raw_id: str) -> Project:
-    return access.get_project(
-        get_session(), current_user(), parse_uuid(raw_id, "project")
-    )
+        service.delete_project(get_session(), get_storage(), path_project(project_id))

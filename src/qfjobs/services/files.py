@@ -6,7 +6,7 @@ queues a ``process_projectfile`` job unless one is already waiting.
 
 import logging
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from rq import Queue
 from sqlalchemy import select
@@ -59,7 +59,7 @@ def upload_file(
     user: User,
     project: Project,
     raw_path: str,
-    stream: BinaryIO,
+    stream: IO[bytes],
     job_timeout: int,
 ) -> ProjectFile:
     """Store an uploaded file and trigger processing where it is due."""
