@@ -5,12 +5,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from qfjobs.extensions import get_db
-from qfjobs.models import Delta, Deltafile, DeltaStatus, Job, Project
+from qfjobs.models import Delta, Deltafile, DeltaStatus, Job, JobStatus, Project
 from qfjobs.services import deltas as delta_service
 from tests.deltas.helpers import (
     DELTAS_DIR,
@@ -299,3 +300,51 @@ def test_deltas_of_a_stopped_job_are_claimed_again(
     run_jobs()
     listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
     assert [d["status"] for d in listed] == ["applied"] * 3
+
+
+@pytest.mark.parametrize("provider", ["ogr", "postgres"])
+def test_deltas_of_a_job_stopped_mid_run_go_back_unless_on_postgres(
+    app: Flask,
+    client: FlaskClient,
+    user: dict[str, Any],
+    project_id: str,
+    run_jobs: Callable[[], None],
+    provider: str,
+) -> None:
+    document = corpus_deltafile("singlelayer_multidelta.json", project_id)
+    [job_id] = push(client, user, project_id, document).json["job_ids"]
+    layer_id = document["deltas"][0]["sourceLayerId"]
+    # As the job's first step leaves things, with no worker holding the job.
+    with app.app_context(), get_db().new_session() as session:
+        project = session.get(Project, uuid.UUID(project_id))
+        assert project is not None and project.project_details is not None
+        details = json.loads(json.dumps(project.project_details))
+        details["layers_by_id"][layer_id]["provider"] = provider
+        project.project_details = details
+        session.execute(
+            update(Job)
+            .where(Job.id == uuid.UUID(job_id))
+            .values(status=JobStatus.STARTED)
+        )
+        session.execute(
+            update(Delta)
+            .where(Delta.job_id == uuid.UUID(job_id))
+            .values(last_status=DeltaStatus.STARTED)
+        )
+        session.commit()
+
+    stopped = client.post(f"/api/v1/jobs/{job_id}/stop/", headers=user["headers"])
+    assert stopped.json["status"] == "stopped"
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+
+    if provider == "postgres":
+        assert {d["status"] for d in listed} == {"error"}
+        assert "PostgreSQL" in listed[0]["output"]["msg"]
+        return
+    assert {d["status"] for d in listed} == {"pending"}
+    again = client.post(f"/api/v1/deltas/apply/{project_id}/", headers=user["headers"])
+    [new_job] = again.json["job_ids"]
+    run_jobs()
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert [d["status"] for d in listed] == ["applied"] * 3
+    assert {d["job_id"] for d in listed} == {new_job}

@@ -182,8 +182,10 @@ def set_status(
         .execution_options(synchronize_session=False)
     )
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
-    if changed and status in (JobStatus.FAILED, JobStatus.STOPPED):
-        fail_started_deltas(session, job_id, f"The delta_apply job was {status}")
+    if changed and status == JobStatus.FAILED:
+        fail_started_deltas(session, job_id, "The delta_apply job failed")
+    elif changed and status == JobStatus.STOPPED:
+        release_stopped_deltas(session, job_id)
     session.commit()
     if changed:
         logger.info("%s: status %s", job_id, status)
@@ -261,6 +263,52 @@ def fail_started_deltas(session: Session, job_id: uuid.UUID, message: str) -> in
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_stopped_deltas(session: Session, job_id: uuid.UUID) -> int:
+    """A stopped job's started deltas go back to ``pending``, to be claimed again.
+
+    Its file edits were made on private copies and are dropped, so nothing of
+    them was written. Deltas on PostgreSQL layers are the exception: the job
+    may have been stopped after committing there, so they become ``error``
+    for someone to check. Returns how many went back to pending.
+    """
+    project_details = session.scalar(
+        select(Project.project_details)
+        .join(Job, Job.project_id == Project.id)
+        .where(Job.id == job_id)
+    )
+    layers = (project_details or {}).get("layers_by_id") or {}
+    started = session.execute(
+        select(Delta.id, Delta.layer_id).where(
+            Delta.job_id == job_id, Delta.last_status == DeltaStatus.STARTED
+        )
+    ).all()
+    # Without the project's details a layer's provider is unknown: not safe.
+    released = [
+        row.id
+        for row in started
+        if (layers.get(row.layer_id) or {}).get("provider") not in (None, "postgres")
+    ]
+    if released:
+        session.execute(
+            update(Delta)
+            .where(Delta.id.in_(released))
+            .values(
+                last_status=DeltaStatus.PENDING,
+                job_id=None,
+                last_feedback=None,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    fail_started_deltas(
+        session,
+        job_id,
+        "The delta_apply job was stopped while it wrote to PostgreSQL: check the"
+        " data before applying this delta again",
+    )
+    return len(released)
 
 
 def list_jobs(

@@ -15,9 +15,10 @@ Steps:
 The project's file rows, the deltas' statuses and ``data_last_updated_at`` are
 written in the one transaction that marks the job finished. Until then the
 stored project files are untouched: a job killed at any point leaves every
-stored file as it was before the job, its started deltas become ``error``
-(``services.jobs.fail_started_deltas``), and they can be set back to pending
-and applied again.
+stored file as it was before the job. When it fails, its started deltas
+become ``error`` (``services.jobs.fail_started_deltas``); when it is stopped
+they go back to pending (``services.jobs.release_stopped_deltas``), but for
+those on PostgreSQL layers, which become ``error`` (see below).
 
 Known shortcoming: a PostGIS layer is committed in its own database before the
 job's results are written to the SQL store. If the worker dies between the two
