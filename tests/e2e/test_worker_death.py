@@ -24,12 +24,16 @@ def api(stack: LiveStack, token: str):  # type: ignore[no-untyped-def]
     return session
 
 
-def start_slow_job(stack: LiveStack, port: int) -> tuple[requests.Session, str]:
+def login_new_user(stack: LiveStack) -> requests.Session:
     assert stack.qfjobs("create-user", "bob", "--password", "bob-pw").returncode == 0
     token = requests.post(
         f"{stack.base_url}auth/login/", data={"username": "bob", "password": "bob-pw"}
     ).json()["token"]
-    http = api(stack, token)
+    return api(stack, token)
+
+
+def start_slow_job(stack: LiveStack, port: int) -> tuple[requests.Session, str]:
+    http = login_new_user(stack)
     pid = http.post(f"{stack.base_url}projects/", data={"name": "slow"}).json()["id"]
     response = http.post(
         f"{stack.base_url}files/{pid}/project.qgs/",
@@ -160,14 +164,7 @@ def test_killed_package_job_keeps_the_previous_package(
         live_stack(database_url, redis_url, tmp_path, env_overrides=slow) as stack,
     ):
         worker = stack.workers[0]
-        assert (
-            stack.qfjobs("create-user", "bob", "--password", "bob-pw").returncode == 0
-        )
-        token = requests.post(
-            f"{stack.base_url}auth/login/",
-            data={"username": "bob", "password": "bob-pw"},
-        ).json()["token"]
-        http = api(stack, token)
+        http = login_new_user(stack)
         base = stack.base_url
         pid = http.post(f"{base}projects/", data={"name": "pkg"}).json()["id"]
 
