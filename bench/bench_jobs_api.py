@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from tests.services import free_port, postgres_schema, redis_server  # noqa: E402
 
 from qfjobs.app import create_app  # noqa: E402
-from qfjobs.extensions import get_db  # noqa: E402
+from qfjobs.extensions import get_db, get_login_throttle  # noqa: E402
 from qfjobs.migrations import upgrade_database  # noqa: E402
 from qfjobs.models import Job, JobStatus, JobType  # noqa: E402
 from qfjobs.models.timestamps import utcnow  # noqa: E402
@@ -102,7 +102,10 @@ def seed(env: dict[str, str]) -> tuple[str, str]:
     with app.app_context():
         session = get_db().session()
         user = users.create_user(session, "bench", "bench-pw")
-        _, token, _ = users.login(session, "bench", "bench-pw", timedelta(days=1))
+        credentials = users.Credentials("bench", "bench-pw", "127.0.0.1")
+        _, token, _ = users.login(
+            session, get_login_throttle(), credentials, timedelta(days=1)
+        )
     client = app.test_client()
     headers = {"Authorization": f"Token {token}"}
     project_id = client.post(

@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import PathConverter
 
 from qfjobs.api import init_api
@@ -37,6 +38,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter
+
+    proxies = int(app.config["QFJOBS_TRUSTED_PROXIES"])
+    if proxies:
+        # The client's address (login throttling) comes from X-Forwarded-For,
+        # set by as many reverse proxies as are trusted, and only then.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
     init_extensions(app)
     init_api(app)

@@ -55,6 +55,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QFJOBS_QUEUE_NAME": env.get("QFJOBS_QUEUE_NAME") or "qfjobs",
         "QFJOBS_JOB_TIMEOUT": _int_env(env, "QFJOBS_JOB_TIMEOUT", 600),
         "QFJOBS_HEARTBEAT_TTL": _int_env(env, "QFJOBS_HEARTBEAT_TTL", 15),
+        "QFJOBS_TRUSTED_PROXIES": _int_env(env, "QFJOBS_TRUSTED_PROXIES", 0),
         "QFJOBS_TOKEN_TTL_DAYS": _int_env(env, "QFJOBS_TOKEN_TTL_DAYS", 30),
         "QFJOBS_PG_SERVICE_FILE": Path(pg_service_file) if pg_service_file else None,
         "QFJOBS_PG_TIMEOUT": _int_env(env, "QFJOBS_PG_TIMEOUT", 3),

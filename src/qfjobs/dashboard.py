@@ -9,7 +9,7 @@ from flask import Flask, Response, request
 
 from qfjobs.api.auth_context import request_token
 from qfjobs.errors import AuthenticationFailedError, TooManyRequestsError
-from qfjobs.extensions import get_session
+from qfjobs.extensions import get_login_throttle, get_session
 from qfjobs.models import User
 from qfjobs.services import users
 
@@ -45,7 +45,10 @@ def _basic_auth_user() -> User | None:
     if auth is None or auth.type != "basic" or not auth.username:
         return None
     try:
-        return users.authenticate(get_session(), auth.username, auth.password or "")
+        credentials = users.Credentials(
+            auth.username, auth.password or "", request.remote_addr or ""
+        )
+        return users.authenticate(get_session(), get_login_throttle(), credentials)
     except (AuthenticationFailedError, TooManyRequestsError):
         return None
 

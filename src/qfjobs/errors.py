@@ -23,6 +23,10 @@ class QfjobsError(Exception):
         self.details = details
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error answer carries."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         body.update(self.details)
@@ -143,9 +147,15 @@ class UnsupportedMediaTypeError(QfjobsError):
 
 
 class TooManyRequestsError(QfjobsError):
+    """Give ``retry_after`` (seconds): it also goes in the Retry-After header."""
+
     code = "too_many_requests"
     status = 429
     message = "Too many requests, try again later"
+
+    def headers(self) -> dict[str, str]:
+        retry_after = self.details.get("retry_after")
+        return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 # ---- QGIS project and data errors (raised by the domain packages) -------------

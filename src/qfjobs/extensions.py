@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from qfjobs.db import Database
 from qfjobs.services import queue as rq_queue
+from qfjobs.services.login_throttle import LoginThrottle
 from qfjobs.storage import ProjectStorage
 
 
@@ -15,6 +16,9 @@ def init_extensions(app: Flask) -> None:
     app.extensions["qfjobs.storage"] = ProjectStorage(app.config["QFJOBS_STORAGE_DIR"])
     connection = rq_queue.connect(app.config["QFJOBS_REDIS_URL"])
     app.extensions["qfjobs.redis"] = connection
+    app.extensions["qfjobs.login_throttle"] = LoginThrottle(
+        connection, app.config["QFJOBS_QUEUE_NAME"]
+    )
     app.extensions["qfjobs.queue"] = rq_queue.get_queue(
         connection, app.config["QFJOBS_QUEUE_NAME"]
     )
@@ -37,6 +41,11 @@ def get_storage() -> ProjectStorage:
 def get_redis() -> Redis:
     connection: Redis = current_app.extensions["qfjobs.redis"]
     return connection
+
+
+def get_login_throttle() -> LoginThrottle:
+    throttle: LoginThrottle = current_app.extensions["qfjobs.login_throttle"]
+    return throttle
 
 
 def get_queue() -> Queue:

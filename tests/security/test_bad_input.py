@@ -20,9 +20,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from qfjobs.extensions import get_db
+from qfjobs.app import create_app
+from qfjobs.extensions import get_db, get_redis
 from qfjobs.models import AuthToken, ProjectFile
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services.login_throttle import LOCKOUT_SECONDS
 from tests.helpers import MINIMAL_QGS, job_list, new_project, upload
 from tests.qgis.test_projectfile import lie_about_size
 
@@ -360,27 +362,49 @@ def test_token_lifetime_follows_the_setting(app: Flask, client: FlaskClient) -> 
 def test_lockout_ends_and_resets_after_a_good_login(
     app: Flask, client: FlaskClient, make_user
 ) -> None:
-    from qfjobs.models import User
-
     make_user("dave")
 
-    def login(password: str) -> int:
+    def login(password: str, address: str = "127.0.0.1") -> Any:
         return client.post(
-            "/api/v1/auth/login/", data={"username": "dave", "password": password}
+            "/api/v1/auth/login/",
+            data={"username": "dave", "password": password},
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    assert [login("wrong").status_code for _ in range(5)] == [401] * 5
+    locked = login("secret-pw")
+    assert locked.status_code == 429
+    assert locked.json["code"] == "too_many_requests"
+    assert 0 < int(locked.headers["Retry-After"]) <= LOCKOUT_SECONDS
+    assert login("wrong").status_code == 429
+    # The lockout is for this user from this address: the user elsewhere
+    # still logs in, so a stranger cannot lock them out.
+    assert login("secret-pw", address="192.0.2.7").status_code == 200
+
+    with app.app_context():
+        get_redis().delete(*get_redis().keys("qfjobs:*:login-failures:*"))
+    assert login("secret-pw").status_code == 200
+    assert [login("wrong").status_code for _ in range(4)] == [401] * 4
+    assert login("secret-pw").status_code == 200
+    assert login("wrong").status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
+    app: Flask, make_user
+) -> None:
+    make_user("erin")
+    proxied = create_app({**app.config, "QFJOBS_TRUSTED_PROXIES": 1}).test_client()
+
+    def login(password: str, forwarded_for: str) -> int:
+        return proxied.post(
+            "/api/v1/auth/login/",
+            data={"username": "erin", "password": password},
+            headers={"X-Forwarded-For": forwarded_for},
         ).status_code
 
-    assert [login("wrong") for _ in range(5)] == [401] * 5
-    assert login("secret-pw") == 429
-    assert login("wrong") == 429
-    with app.app_context():
-        session = get_db().session()
-        user = session.scalar(select(User).where(User.username == "dave"))
-        assert user is not None and user.locked_until is not None
-        user.locked_until = utcnow() - timedelta(seconds=1)
-        session.commit()
-    assert login("secret-pw") == 200
-    assert [login("wrong") for _ in range(4)] == [401] * 4
-    assert login("secret-pw") == 200
+    assert [login("wrong", "198.51.100.1") for _ in range(5)] == [401] * 5
+    assert login("secret-pw", "198.51.100.1") == 429
+    assert login("secret-pw", "198.51.100.2") == 200
 
 
 # ---- NUL characters in arguments (PostgreSQL text cannot hold them) --------------

@@ -38,7 +38,9 @@ def init_api(app: Flask) -> None:
     def handle_qfjobs_error(error: QfjobsError) -> tuple[Response, int]:
         if error.status >= 500:
             logger.error("request failed: %s: %s", error.code, error.message)
-        return jsonify(error.to_dict()), error.status
+        response = jsonify(error.to_dict())
+        response.headers.update(error.headers())
+        return response, error.status
 
     @app.errorhandler(404)
     def handle_not_found(error: NotFound) -> tuple[Response, int]:

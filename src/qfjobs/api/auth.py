@@ -5,14 +5,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from qfjobs.api.auth_context import current_user, request_token
 from qfjobs.api.base import Blueprint
 from qfjobs.errors import PermissionDeniedError
-from qfjobs.extensions import get_session
+from qfjobs.extensions import get_login_throttle, get_session
 from qfjobs.models import User
 from qfjobs.services import users
 
@@ -59,8 +59,11 @@ class Login(MethodView):
     def post(self, args: dict[str, str]) -> dict[str, Any]:
         """Log in with username and password; returns a token."""
         ttl = timedelta(days=current_app.config["QFJOBS_TOKEN_TTL_DAYS"])
+        credentials = users.Credentials(
+            args["username"], args["password"], request.remote_addr or ""
+        )
         user, token, expires_at = users.login(
-            get_session(), args["username"], args["password"], ttl
+            get_session(), get_login_throttle(), credentials, ttl
         )
         return {**_user_dict(user), "token": token, "expires_at": expires_at}
 

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -10,19 +11,16 @@ from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
     AuthenticationFailedError,
-    TooManyRequestsError,
     UserAlreadyExistsError,
     ValidationError,
 )
 from qfjobs.models import AuthToken, User
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services.login_throttle import LoginThrottle
 from qfjobs.services.passwords import hash_password, verify_password
 
 logger = logging.getLogger(__name__)
 
-#: Failed logins in a row before the account is locked for a while.
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=5)
 #: ``last_used_at`` is written at most this often, to keep reads read-only.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
 
@@ -57,11 +55,22 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    #: The client's address, for the failed-login throttle.
+    address: str
+
+
 def login(
-    session: Session, username: str, password: str, ttl: timedelta
+    session: Session,
+    throttle: LoginThrottle,
+    credentials: Credentials,
+    ttl: timedelta,
 ) -> tuple[User, str, datetime]:
     """Check the credentials and issue a new token (returned once, in clear)."""
-    user = authenticate(session, username, password)
+    user = authenticate(session, throttle, credentials)
     token = secrets.token_hex(20)
     expires_at = utcnow() + ttl
     session.add(
@@ -71,39 +80,25 @@ def login(
     return user, token, expires_at
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The user with these credentials, under the failed-login lockout.
+def authenticate(
+    session: Session, throttle: LoginThrottle, credentials: Credentials
+) -> User:
+    """The user with these credentials, under the failed-login throttle.
 
     Every password check (API logins, the dashboard's HTTP Basic) goes
     through here so that no door lets passwords be guessed unthrottled.
     """
-    user = session.scalar(select(User).where(User.username == username))
-    now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        raise TooManyRequestsError(
-            "Too many failed logins for this user; try again in a few minutes"
-        )
+    username, address = credentials.username, credentials.address
+    throttle.check(username, address)
 
+    user = session.scalar(select(User).where(User.username == username))
     password_hash = user.password_hash if user is not None else None
-    if not verify_password(password_hash, password) or user is None:
-        if user is not None:
-            _record_failed_login(session, user, now)
+    if not verify_password(password_hash, credentials.password) or user is None:
+        throttle.failed(username, address)
         raise AuthenticationFailedError("Unable to log in with the given credentials")
 
-    if user.failed_logins or user.locked_until is not None:
-        user.failed_logins = 0
-        user.locked_until = None
-        session.commit()
+    throttle.succeeded(username, address)
     return user
-
-
-def _record_failed_login(session: Session, user: User, now: datetime) -> None:
-    user.failed_logins += 1
-    if user.failed_logins >= MAX_FAILED_LOGINS:
-        user.locked_until = now + LOCKOUT
-        user.failed_logins = 0
-        logger.warning("locked user %s after repeated failed logins", user.username)
-    session.commit()
 
 
 def user_for_token(session: Session, token: str) -> User | None:

@@ -31,12 +31,6 @@ def upgrade() -> None:
             qfjobs.models.timestamps.UTCDateTime(timezone=True),
             nullable=False,
         ),
-        sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column(
-            "locked_until",
-            qfjobs.models.timestamps.UTCDateTime(timezone=True),
-            nullable=True,
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
