@@ -30,6 +30,7 @@ from qfjobs.geodata.edits_store import (
     GeometryChange,
     LayerSchema,
     StoreOpenError,
+    feature_from_rows,
     match_pk,
 )
 from qfjobs.geodata.edits_target import LayerTarget, PostgresLayer, redacted_conninfo
@@ -222,20 +223,8 @@ class PostgresLayerEditor:
 
     def get(self, key: Any) -> Feature | None:
         rows = self._run(self._select, (key,)).fetchall()
-        if not rows:
-            return None
-
-        if len(rows) > 1:
-            raise FeatureWriteError(
-                f'Several features of "{self.name}" have the key {key!r}'
-            )
-
-        row = rows[0]
-        attributes = dict(zip(self.field_names, row, strict=False))
-        if self.geometry is None:
-            return Feature(key, attributes)
-
-        return Feature(key, attributes, row[-1], lambda raw: from_wkb(bytes(raw)))
+        decode = None if self.geometry is None else _decode_wkb
+        return feature_from_rows(rows, key, self.name, self.field_names, decode)
 
     def insert(self, attributes: dict[str, Any], geometry: Geometry | None) -> Any:
         names, values = self._assignments(attributes, geometry, include_geometry=True)
@@ -350,3 +339,7 @@ def _geometry_from_catalog(
         return GeometryColumn(name, geom_type, srid)
 
     return GeometryColumn(name, geom_type, srid, z=int(has_z), m=int(has_m))
+
+
+def _decode_wkb(raw: Any) -> Geometry | None:
+    return from_wkb(bytes(raw))

@@ -57,6 +57,7 @@ from qfjobs.geodata.edits_store import (
     GeometryChange,
     LayerSchema,
     StoreOpenError,
+    feature_from_rows,
     match_pk,
 )
 from qfjobs.geodata.edits_target import FileLayer, LayerTarget
@@ -408,20 +409,8 @@ class SqliteLayerEditor:
 
     def get(self, key: Any) -> Feature | None:
         rows = self.conn.execute(self._select, (key,)).fetchall()
-        if not rows:
-            return None
-
-        if len(rows) > 1:
-            raise FeatureWriteError(
-                f'Several features of "{self.table}" have the key {key!r}'
-            )
-
-        row = rows[0]
-        attributes = dict(zip(self.field_names, row, strict=False))
-        if self.codec is None:
-            return Feature(key, attributes)
-
-        return Feature(key, attributes, row[-1], self.codec.decode)
+        decode = None if self.codec is None else self.codec.decode
+        return feature_from_rows(rows, key, self.table, self.field_names, decode)
 
     def insert(self, attributes: dict[str, Any], geometry: Geometry | None) -> Any:
         values = self._storage_values(attributes)

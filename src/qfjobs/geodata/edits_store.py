@@ -11,7 +11,7 @@ store converts them to its own storage.
 """
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -157,3 +157,29 @@ def match_pk(names: Iterable[str], pk: str | None, layer: str) -> str:
             return name
 
     raise StoreOpenError(f'Layer "{layer}" has no primary-key field "{pk}"')
+
+
+def feature_from_rows(
+    rows: Sequence[Sequence[Any]],
+    key: Any,
+    layer: str,
+    field_names: Sequence[str],
+    decode: Callable[[Any], Geometry | None] | None,
+) -> Feature | None:
+    """The one feature a key lookup of an SQL store found, or None.
+
+    Each row holds the attributes in ``field_names`` order, then, with a
+    ``decode``, the raw geometry. Several rows for one key are refused.
+    """
+    if not rows:
+        return None
+
+    if len(rows) > 1:
+        raise FeatureWriteError(f'Several features of "{layer}" have the key {key!r}')
+
+    row = rows[0]
+    attributes = dict(zip(field_names, row, strict=False))
+    if decode is None:
+        return Feature(key, attributes)
+
+    return Feature(key, attributes, row[-1], decode)

@@ -33,7 +33,6 @@ from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import access
 from qfjobs.services import queue as rq_queue
-from qfjobs.services.access import readable_jobs_clause
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +322,7 @@ def list_jobs(
 ) -> tuple[Sequence[RowMapping], int]:
     """Summaries of the jobs the user may read, newest first, and their count."""
     if project_id is None:
-        conditions = [readable_jobs_clause(user)]
+        conditions = [access.readable_jobs_clause(user)]
     elif access.is_project_readable(session, user, project_id):
         # Checked once here, so that counting reads the jobs index alone.
         conditions = [Job.project_id == project_id]
