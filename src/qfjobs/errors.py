@@ -92,6 +92,22 @@ class NoDeltasToApplyError(QfjobsError):
     message = "No deltas to apply"
 
 
+class DeltaStatusNotSettableError(QfjobsError):
+    """A delta cannot be set to the asked status from the one it has."""
+
+    code = "delta_status_not_settable"
+    status = 400
+    message = "These deltas cannot be set to that status"
+
+
+class DeltasInActiveJobError(QfjobsError):
+    """Deltas an active ``delta_apply`` job holds cannot be set by hand."""
+
+    code = "deltas_in_active_job"
+    status = 400
+    message = "Some deltas are held by an active delta_apply job"
+
+
 class ProjectAlreadyExistsError(QfjobsError):
     code = "project_already_exists"
     status = 400

@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
+from werkzeug.test import TestResponse
 
 from qfjobs.extensions import get_db
 from qfjobs.models import Delta, Deltafile, DeltaStatus, Job, JobStatus, Project
-from qfjobs.services import deltas as delta_service
 from tests.deltas.helpers import (
     DELTAS_DIR,
     corpus_deltafile,
@@ -20,6 +20,20 @@ from tests.deltas.helpers import (
     push,
 )
 from tests.helpers import DELTA_PROJECT, MINIMAL_QGS, new_project, upload
+
+
+def set_status(
+    client: FlaskClient,
+    user: dict[str, Any],
+    project_id: str,
+    delta_ids: list[str],
+    status: str,
+) -> TestResponse:
+    return client.post(
+        f"/api/v1/deltas/status/{project_id}/",
+        json={"status": status, "delta_ids": delta_ids},
+        headers=user["headers"],
+    )
 
 
 def count(app: Flask, model: Any) -> int:
@@ -263,13 +277,27 @@ def test_a_failed_job_marks_its_deltas_error_and_they_can_be_retried(
         "project.qgs",
         (DELTA_PROJECT / "project.qgs").read_bytes(),
     )
-    with app.app_context(), get_db().new_session() as session:
-        project = session.get(Project, uuid.UUID(project_id))
-        assert project is not None
-        changed = delta_service.set_status(
-            session, project, [uuid.UUID(delta["id"])], DeltaStatus.PENDING
-        )
-        assert changed == 1
+    # Set aside first: no apply job takes an ignored delta.
+    ignored = set_status(client, user, project_id, [delta["id"]], "ignored")
+    assert ignored.status_code == 200, ignored.json
+    assert ignored.json == {
+        "status": "ignored",
+        "changed": [delta["id"]],
+        "unchanged": [],
+    }
+    nothing = client.post(
+        f"/api/v1/deltas/apply/{project_id}/", headers=user["headers"]
+    )
+    assert nothing.json == {"job_ids": []}
+
+    # Back to pending, as form fields this time.
+    pending = client.post(
+        f"/api/v1/deltas/status/{project_id}/",
+        data={"status": "pending", "delta_ids": [delta["id"]]},
+        headers=user["headers"],
+    )
+    assert pending.status_code == 200, pending.json
+    assert pending.json["changed"] == [delta["id"]]
     retried = client.post(
         "/api/v1/jobs/",
         json={"project_id": project_id, "type": "delta_apply"},
@@ -280,6 +308,89 @@ def test_a_failed_job_marks_its_deltas_error_and_they_can_be_retried(
     [delta] = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
     assert delta["status"] == "applied"
     assert delta["job_id"] == retried.json["id"]
+
+    # An applied delta is never set back: it would be written twice.
+    for status in ("pending", "ignored"):
+        refused = set_status(client, user, project_id, [delta["id"]], status)
+        assert refused.status_code == 400
+        assert refused.json["code"] == "delta_status_not_settable"
+        assert refused.json["delta_ids"] == [delta["id"]]
+    [delta] = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert delta["status"] == "applied"
+
+
+def test_status_change_is_refused_for_deltas_of_an_active_job(
+    client: FlaskClient,
+    user: dict[str, Any],
+    project_id: str,
+    run_jobs: Callable[[], None],
+) -> None:
+    document = corpus_deltafile("singlelayer_multidelta.json", project_id)
+    [job_id] = push(client, user, project_id, document).json["job_ids"]
+    ids = [d["uuid"] for d in document["deltas"]]
+
+    # The job that claimed them is pending: nothing changes, all or nothing.
+    refused = set_status(client, user, project_id, ids, "ignored")
+    assert refused.status_code == 400
+    assert refused.json["code"] == "deltas_in_active_job"
+    assert refused.json["job_ids"] == [job_id]
+    assert sorted(refused.json["delta_ids"]) == sorted(ids)
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert {d["status"] for d in listed} == {"pending"}
+
+    # Once the job is stopped they are free again.
+    client.post(f"/api/v1/jobs/{job_id}/stop/", headers=user["headers"])
+    changed = set_status(client, user, project_id, ids[:1], "ignored")
+    assert changed.status_code == 200, changed.json
+    again = set_status(client, user, project_id, ids, "ignored")
+    assert again.json["changed"] == ids[1:]
+    assert again.json["unchanged"] == ids[:1]
+    applied = client.post(
+        f"/api/v1/deltas/apply/{project_id}/", headers=user["headers"]
+    )
+    assert applied.json == {"job_ids": []}
+    run_jobs()
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert {d["status"] for d in listed} == {"ignored"}
+
+
+def test_status_change_input_and_access(
+    client: FlaskClient,
+    user: dict[str, Any],
+    make_user: Callable[..., dict[str, Any]],
+    project_id: str,
+) -> None:
+    document = corpus_deltafile("singlelayer_singledelta.json", project_id)
+    [job_id] = push(client, user, project_id, document).json["job_ids"]
+    client.post(f"/api/v1/jobs/{job_id}/stop/", headers=user["headers"])
+    [delta_id] = [d["uuid"] for d in document["deltas"]]
+
+    for status in ("applied", "started", "unpermitted", ""):
+        response = set_status(client, user, project_id, [delta_id], status)
+        assert response.status_code == 400, status
+        assert response.json["code"] == "validation_error"
+        assert "status" in response.json["errors"]
+    for ids in ([], ["not-a-uuid"]):
+        response = set_status(client, user, project_id, ids, "ignored")
+        assert response.status_code == 400
+        assert "delta_ids" in response.json["errors"]
+
+    unknown = new_uuid()
+    response = set_status(client, user, project_id, [delta_id, unknown], "ignored")
+    assert response.status_code == 404
+    assert response.json["code"] == "object_not_found"
+    assert response.json["delta_ids"] == [unknown]
+
+    stranger = make_user("stranger")
+    response = set_status(client, stranger, project_id, [delta_id], "ignored")
+    assert response.status_code == 404
+    assert response.json["code"] == "object_not_found"
+    # The owner's project elsewhere does not reach this one's deltas either.
+    other = new_project(client, stranger, "other")
+    response = set_status(client, stranger, other, [delta_id], "ignored")
+    assert response.status_code == 404
+    listed = client.get(f"/api/v1/deltas/{project_id}/", headers=user["headers"]).json
+    assert [d["status"] for d in listed] == ["pending"]
 
 
 def test_deltas_of_a_stopped_job_are_claimed_again(

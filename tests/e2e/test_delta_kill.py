@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from qfjobs.extensions import get_db
-from qfjobs.models import Delta, Deltafile, DeltaStatus, Project
-from qfjobs.services import deltas as delta_service
+from qfjobs.models import Delta, Deltafile
 from tests.deltas.bigdata import create_delta, deltafile, make_points_gpkg, patch_delta
 from tests.deltas.helpers import PROJECT_FILES
 from tests.e2e.stack import live_stack
@@ -132,13 +130,16 @@ def test_kill_mid_apply_then_apply_again(
                 deltas
             )
             assert session.scalar(select(func.count()).select_from(Deltafile)) == 1
-            project = session.get(Project, uuid.UUID(pid))
-            assert project is not None
-            ids = [uuid.UUID(d["uuid"]) for d in deltas]
-            for start in range(0, len(ids), 5000):
-                delta_service.set_status(
-                    session, project, ids[start : start + 5000], DeltaStatus.PENDING
-                )
+
+        # The owner sets them back to pending through the API, then applies.
+        ids = [d["uuid"] for d in deltas]
+        reset = http.post(
+            f"{stack.base_url}deltas/status/{pid}/",
+            json={"status": "pending", "delta_ids": ids},
+        )
+        assert reset.status_code == 200, reset.text
+        assert sorted(reset.json()["changed"]) == sorted(ids)
+        assert statuses(app) == Counter({"pending": PATCHES + CREATES})
 
         applied = http.post(f"{stack.base_url}deltas/apply/{pid}/")
         assert applied.status_code == 200
@@ -148,6 +149,12 @@ def test_kill_mid_apply_then_apply_again(
             )
             assert done["status"] == "finished", done["feedback"]
         assert statuses(app) == Counter({"applied": PATCHES + CREATES})
+        twice = http.post(
+            f"{stack.base_url}deltas/status/{pid}/",
+            json={"status": "pending", "delta_ids": ids},
+        )
+        assert twice.status_code == 400
+        assert twice.json()["code"] == "delta_status_not_settable"
 
         result = tmp_path / "result.gpkg"
         result.write_bytes(

@@ -3,15 +3,16 @@
 ``POST deltas/<project_id>/`` takes a deltafile (multipart field ``file``, as
 ``qfieldcloud-sdk``'s ``push_delta`` sends it), ``GET`` lists the project's
 deltas in apply order, ``GET deltas/<project_id>/<deltafile_id>/`` the deltas
-of one deltafile, and ``POST deltas/apply/<project_id>/`` queues the
-application of every pending delta.
+of one deltafile, ``POST deltas/apply/<project_id>/`` queues the
+application of every pending delta, and ``POST deltas/status/<project_id>/``
+sets deltas back to ``pending`` or aside (``ignored``).
 """
 
 from typing import Any
 
 from flask import Response, current_app, jsonify
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from qfjobs.api import pagination
 from qfjobs.api.auth_context import current_user
@@ -23,8 +24,9 @@ from qfjobs.errors import (
 )
 from qfjobs.extensions import get_queue, get_session, get_storage
 from qfjobs.geodata.deltafile import DEFAULT_LIMITS
-from qfjobs.models import Delta, Deltafile
+from qfjobs.models import Delta, Deltafile, DeltaStatus
 from qfjobs.services import deltas as service
+from qfjobs.services.jobs import APPLY_DELTAS_LIMIT
 
 URL = "deltas"
 blp = Blueprint(
@@ -56,6 +58,24 @@ class PushResultSchema(Schema):
     received = fields.Integer()
     stored = fields.Integer()
     job_ids = fields.List(fields.UUID())
+
+
+class StatusChangeArgs(Schema):
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf([str(status) for status in service.SETTABLE_FROM]),
+    )
+    delta_ids = fields.List(
+        fields.UUID(),
+        required=True,
+        validate=validate.Length(min=1, max=APPLY_DELTAS_LIMIT),
+    )
+
+
+class StatusChangeSchema(Schema):
+    status = fields.String()
+    changed = fields.List(fields.UUID())
+    unchanged = fields.List(fields.UUID())
 
 
 def delta_dict(delta: Delta, deltafile: Deltafile) -> dict[str, Any]:
@@ -158,6 +178,38 @@ class DeltaApply(MethodView):
             current_app.config["QFJOBS_JOB_TIMEOUT"],
         )
         return jsonify({"job_ids": [str(job.id) for job in created]})
+
+
+@blp.route("/status/<project_id>/")
+class DeltaStatusChange(MethodView):
+    @blp.arguments(StatusChangeArgs, location="json_or_form")
+    @blp.response(200, StatusChangeSchema)
+    def post(self, args: dict[str, Any], project_id: str) -> Response:
+        """Set deltas back to ``pending`` or aside (``ignored``); project owner.
+
+        ``delta_ids`` (up to 10,000; repeated form fields or a JSON list) and
+        ``status``: ``pending`` from ``error``, ``not_applied``, ``conflict``,
+        ``unpermitted`` or ``ignored``, so that the next ``delta_apply`` job
+        applies them (``POST deltas/apply/<project_id>/``); ``ignored`` from
+        those or ``pending``. All or nothing: 400 ``delta_status_not_settable``
+        for an ``applied`` delta (it is never applied twice), 400
+        ``deltas_in_active_job`` for deltas a pending, queued or started apply
+        job holds (stop it or let it end), 404 for a delta not in the project.
+        Answers the ids changed and those already in that status.
+        """
+        project = path_project(project_id)
+        change = service.set_status(
+            get_session(), project, args["delta_ids"], DeltaStatus(args["status"])
+        )
+        return jsonify(
+            StatusChangeSchema().dump(
+                {
+                    "status": change.status,
+                    "changed": change.changed,
+                    "unchanged": change.unchanged,
+                }
+            )
+        )
 
 
 def _read_upload() -> bytes:

@@ -23,21 +23,26 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from rq import Queue
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
+    DeltasInActiveJobError,
+    DeltaStatusNotSettableError,
     InvalidDeltafileError,
     NoDeltasToApplyError,
     NoQGISProjectError,
     ObjectNotFoundError,
+    QfjobsError,
 )
 from qfjobs.geodata.deltafile import Deltafile as ParsedDeltafile
 from qfjobs.geodata.deltafile import parse_deltafile
 from qfjobs.geodata.deltas_results import ClientFeatureKey
 from qfjobs.models import (
+    ACTIVE_STATUSES,
     Delta,
     Deltafile,
     DeltaStatus,
@@ -55,8 +60,33 @@ from qfjobs.storage import ProjectStorage
 
 logger = logging.getLogger(__name__)
 
-#: Statuses an administrator may set by hand (:func:`set_status`).
-SETTABLE_STATUSES = (DeltaStatus.PENDING, DeltaStatus.IGNORED)
+#: Statuses an owner may set by hand (:func:`set_status`), and the statuses a
+#: delta may have for that. ``applied`` is in neither: an applied delta is
+#: never applied again, and ``ignored`` comes only from statuses that wrote
+#: nothing, so setting an ignored delta back to pending writes nothing twice.
+#: ``started`` is not either: a running job holds those deltas.
+SETTABLE_FROM: dict[DeltaStatus, frozenset[DeltaStatus]] = {
+    DeltaStatus.PENDING: frozenset(
+        {
+            DeltaStatus.PENDING,
+            DeltaStatus.ERROR,
+            DeltaStatus.NOT_APPLIED,
+            DeltaStatus.CONFLICT,
+            DeltaStatus.IGNORED,
+            DeltaStatus.UNPERMITTED,
+        }
+    ),
+    DeltaStatus.IGNORED: frozenset(
+        {
+            DeltaStatus.IGNORED,
+            DeltaStatus.PENDING,
+            DeltaStatus.ERROR,
+            DeltaStatus.NOT_APPLIED,
+            DeltaStatus.CONFLICT,
+            DeltaStatus.UNPERMITTED,
+        }
+    ),
+}
 
 
 @dataclass
@@ -303,30 +333,142 @@ def created_keys(
     }
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """What :func:`set_status` did: the deltas it changed, and those it found
+    already in the asked status."""
+
+    status: DeltaStatus
+    changed: list[uuid.UUID]
+    unchanged: list[uuid.UUID]
+
+
 def set_status(
     session: Session,
     project: Project,
     delta_ids: Sequence[uuid.UUID],
     status: DeltaStatus,
-) -> int:
-    """Set deltas back to ``pending`` (to retry them) or to ``ignored``.
+) -> StatusChange:
+    """Set deltas back to ``pending`` (to apply them again) or to ``ignored``.
 
-    Deltas a running job holds (``started``) are not touched.
+    All or nothing: the request is refused, and nothing changed, when a delta
+    is not the project's (``object_not_found``), is held by an active
+    ``delta_apply`` job or is being applied (``deltas_in_active_job``), or
+    cannot go to ``status`` from the one it has (``delta_status_not_settable``:
+    an ``applied`` delta is never set back, so nothing is written twice).
+    Runs under the project's row lock, so no apply job claims the deltas
+    meanwhile.
     """
-    if status not in SETTABLE_STATUSES:
-        raise ValueError(f"status {status} cannot be set by hand")
-
-    result = session.execute(
-        update(Delta)
-        .where(
-            Delta.project_id == project.id,
-            Delta.id.in_(list(delta_ids)),
-            Delta.last_status != DeltaStatus.STARTED,
+    if status not in SETTABLE_FROM:
+        raise DeltaStatusNotSettableError(
+            f'The status "{status}" cannot be set by hand',
+            allowed=[str(allowed) for allowed in SETTABLE_FROM],
         )
-        .values(last_status=status, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    wanted = list(dict.fromkeys(delta_ids))
+    jobs.lock_project(session, project.id)
+    try:
+        rows = _locked_deltas(session, project.id, wanted)
+        _check_settable(session, rows, wanted, status)
+    except QfjobsError:
+        session.rollback()
+        raise
+
+    changed = [row.id for row in rows if row.last_status != status]
+    for chunk in _chunks(changed, 1000):
+        session.execute(
+            update(Delta)
+            .where(Delta.id.in_(chunk))
+            .values(last_status=status, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
-    changed = int(result.rowcount)  # type: ignore[attr-defined]
-    logger.info("project %s: %s deltas set to %s", project.id, changed, status)
-    return changed
+    logger.info(
+        "project %s: %s deltas set to %s (%s already were)",
+        project.id,
+        len(changed),
+        status,
+        len(rows) - len(changed),
+    )
+    unchanged = [row.id for row in rows if row.last_status == status]
+    return StatusChange(status, changed, unchanged)
+
+
+class _DeltaState(NamedTuple):
+    id: uuid.UUID
+    last_status: str
+    job_id: uuid.UUID | None
+
+
+def _locked_deltas(
+    session: Session, project_id: uuid.UUID, delta_ids: Sequence[uuid.UUID]
+) -> list[_DeltaState]:
+    """The project's deltas among ``delta_ids``, their rows locked."""
+    rows: list[_DeltaState] = []
+    for chunk in _chunks(delta_ids, 1000):
+        rows.extend(
+            _DeltaState(row.id, row.last_status, row.job_id)
+            for row in session.execute(
+                select(Delta.id, Delta.last_status, Delta.job_id)
+                .where(Delta.project_id == project_id, Delta.id.in_(chunk))
+                .with_for_update()
+            )
+        )
+    return rows
+
+
+def _check_settable(
+    session: Session,
+    rows: Sequence[_DeltaState],
+    wanted: Sequence[uuid.UUID],
+    status: DeltaStatus,
+) -> None:
+    found = {row.id for row in rows}
+    missing = [delta_id for delta_id in wanted if delta_id not in found]
+    if missing:
+        raise ObjectNotFoundError(
+            f'No delta with id "{missing[0]}" in this project',
+            delta_ids=_listed(missing),
+        )
+
+    claimed = {row.job_id for row in rows if row.job_id is not None}
+    active = set(
+        session.scalars(
+            select(Job.id).where(
+                Job.id.in_(sorted(claimed)), Job.status.in_(ACTIVE_STATUSES)
+            )
+        ).all()
+    )
+    held = [
+        row
+        for row in rows
+        if row.job_id in active or row.last_status == DeltaStatus.STARTED
+    ]
+    if held:
+        raise DeltasInActiveJobError(
+            f"{len(held)} of these deltas are held by an active delta_apply job;"
+            " stop the job or wait until it has ended",
+            delta_ids=_listed([row.id for row in held]),
+            job_ids=sorted({str(row.job_id) for row in held if row.job_id}),
+        )
+
+    allowed = SETTABLE_FROM[status]
+    refused = [row for row in rows if row.last_status not in allowed]
+    if refused:
+        first = refused[0]
+        raise DeltaStatusNotSettableError(
+            f'{len(refused)} of these deltas cannot be set to "{status}" (delta'
+            f' {first.id} is "{first.last_status}"; {_why(status)})',
+            delta_ids=_listed([row.id for row in refused]),
+            from_statuses=sorted(str(allowed_status) for allowed_status in allowed),
+        )
+
+
+def _why(status: DeltaStatus) -> str:
+    if status == DeltaStatus.PENDING:
+        return "an applied delta is never applied again"
+    return "an applied delta cannot be set aside"
+
+
+def _listed(ids: Sequence[uuid.UUID], most: int = 100) -> list[str]:
+    """The first ``most`` ids, for an error answer."""
+    return [str(delta_id) for delta_id in ids[:most]]
