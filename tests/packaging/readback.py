@@ -80,7 +80,7 @@ def check_package(
         expected.discard(decision["fid_column"])
         assert expected <= now_fields | {decision["fid_column"]}, before.name
         assert decision["skipped"] == []
-        gpkg = out / "data.gpkg"
+        gpkg = (out / build.project_name).parent / "data.gpkg"
         info = table_info(gpkg, decision["table"])
         assert info["rows"] == decision["feature_count"]
         if before.check.geometry_type not in (None, "NoGeometry"):

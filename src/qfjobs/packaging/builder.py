@@ -15,7 +15,10 @@ keep working:
   ``<stem>.qml`` and its ``<stem>_<lang>.qm`` translations.
 
 Attachment folders (``DCIM`` ...) are not copied: the packages API lists and
-serves them from project storage.
+serves them from project storage. They are relative to the project file's
+folder (:func:`qfjobs.qgis.attachments.storage_attachment_dirs`), and the
+packaged project sits in that same folder, so the paths ``ExternalResource``
+fields hold stay valid from it.
 
 Any table that cannot be written fails the whole build with a
 :class:`~qfjobs.errors.DataSourceError` naming the layer: a package with a
@@ -28,9 +31,7 @@ Known shortcomings:
 * when a new fid column (``fid_1``...) is added, its form widget is not
   set to hidden (QFieldSync hides it; QField shows it read-only);
 * the project plugin and translations keep their names (``<stem>.qml``,
-  as the reference does), not ``<stem>_qfield.qml``;
-* for a project file in a sub-folder, attachment paths are those of the
-  project storage (relative to its root, not to the project's folder).
+  as the reference does), not ``<stem>_qfield.qml``.
 """
 
 import logging

@@ -4,8 +4,15 @@ The reference matches attachment folders with a plain ``startswith``, so
 ``DCIMx.txt`` counts as an attachment of ``DCIM`` (section 7, bug 15). Here
 the match is by whole path components: a file is an attachment when it lies
 inside one of the folders, at any depth.
+
+Attachment folders are written in the project relative to the project
+file's folder, as QGIS and QField resolve them: for ``sub/project.qgs``,
+``DCIM`` is the storage folder ``sub/DCIM``
+(:func:`storage_attachment_dirs`). File names in storage are relative to the
+storage root, so they are matched against the storage folders.
 """
 
+import posixpath
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -32,3 +39,34 @@ def is_attachment(path: str, attachment_dirs: Iterable[str]) -> bool:
             if file_parts[: len(folder_parts)] == folder_parts:
                 return True
     return False
+
+
+def storage_attachment_dirs(
+    project_filename: str | None, attachment_dirs: Iterable[str]
+) -> list[str]:
+    """The attachment folders as paths from the storage root.
+
+    ``storage_attachment_dirs("sub/p.qgs", ["DCIM"])`` is ``["sub/DCIM"]``;
+    for a project at the root the folders are unchanged. ``..`` is resolved
+    against the project's folder; a folder that is absolute (``/x``, ``C:/x``)
+    or would lie outside the storage root cannot hold project files and is
+    left out, as is the project's folder itself (``.``).
+    """
+    folder = posixpath.dirname((project_filename or "").replace("\\", "/"))
+    resolved: list[str] = []
+    for raw in attachment_dirs:
+        name = raw.replace("\\", "/").strip()
+        if not name or name.startswith("/") or _has_drive(name):
+            continue
+        if posixpath.normpath(name) == ".":
+            continue
+        joined = posixpath.normpath(posixpath.join(folder, name))
+        if joined in (".", "..") or joined.startswith("../"):
+            continue
+        if joined not in resolved:
+            resolved.append(joined)
+    return resolved
+
+
+def _has_drive(name: str) -> bool:
+    return len(name) >= 2 and name[1] == ":" and name[0].isalpha()

@@ -16,7 +16,11 @@ from qfjobs.errors import MultipleProjectsError, ObjectNotFoundError
 from qfjobs.filenames import is_qgis_project_file, normalize_project_path
 from qfjobs.models import JobType, Project, ProjectFile, User
 from qfjobs.models.timestamps import utcnow
-from qfjobs.qgis.attachments import DEFAULT_ATTACHMENT_DIRS, is_attachment
+from qfjobs.qgis.attachments import (
+    DEFAULT_ATTACHMENT_DIRS,
+    is_attachment,
+    storage_attachment_dirs,
+)
 from qfjobs.qgis.projectfile import validate_project_upload
 from qfjobs.services import jobs
 from qfjobs.storage import ProjectStorage, StoredBlob
@@ -25,9 +29,15 @@ logger = logging.getLogger(__name__)
 
 
 def attachment_dirs(project: Project) -> list[str]:
+    """The project's attachment folders, from the storage root.
+
+    The project names them relative to its file's folder
+    (``sub/project.qgs``: ``DCIM`` is ``sub/DCIM``).
+    """
     details = project.project_details or {}
     dirs = details.get("attachment_dirs")
-    return list(dirs) if dirs else list(DEFAULT_ATTACHMENT_DIRS)
+    declared = list(dirs) if dirs else list(DEFAULT_ATTACHMENT_DIRS)
+    return storage_attachment_dirs(project.project_filename, declared)
 
 
 def list_files(session: Session, project: Project) -> list[ProjectFile]:
