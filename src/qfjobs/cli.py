@@ -1,16 +1,20 @@
-"""The ``qfjobs`` command: schema, users, workers and the development server."""
+"""The ``qfjobs`` command: schema, users, workers, delta statuses and the
+development server."""
 
 import logging
 import sys
 import time
+import uuid
 
 import click
 
 from qfjobs.app import create_app
-from qfjobs.errors import QfjobsError
+from qfjobs.errors import ObjectNotFoundError, QfjobsError, ValidationError
 from qfjobs.extensions import get_db, get_queue, get_redis
 from qfjobs.migrations import upgrade_database
-from qfjobs.services import users
+from qfjobs.models import DeltaStatus, Project
+from qfjobs.services import deltas, users
+from qfjobs.services.deltas import SETTABLE_FROM as SETTABLE_DELTA_STATUSES
 from qfjobs.services.reconcile import reconcile as reconcile_jobs
 from qfjobs.tasks.joblog import configure_process_logging
 from qfjobs.tasks.worker import build_worker
@@ -81,6 +85,49 @@ def reconcile(every: int) -> None:
         if every <= 0:
             return
         time.sleep(every)
+
+
+@main.command("set-delta-status")
+@click.argument("project_id", type=click.UUID)
+@click.argument("status", type=click.Choice([str(s) for s in SETTABLE_DELTA_STATUSES]))
+@click.argument("delta_ids", nargs=-1, type=click.UUID)
+@click.option(
+    "--from-status",
+    type=click.Choice([str(s) for s in DeltaStatus]),
+    help="Take every delta of the project in this status (besides DELTA_IDS).",
+)
+def set_delta_status(
+    project_id: uuid.UUID,
+    status: str,
+    delta_ids: tuple[uuid.UUID, ...],
+    from_status: str | None,
+) -> None:
+    """Set deltas back to pending (the next delta_apply applies them) or ignored.
+
+    The rules of POST deltas/status/<project_id>/: all or nothing, never an
+    applied delta, never deltas an active delta_apply job holds.
+    """
+    app = create_app()
+    with app.app_context(), get_db().new_session() as session:
+        project = session.get(Project, project_id)
+        try:
+            if project is None:
+                raise ObjectNotFoundError(f'No project with id "{project_id}"')
+            ids = list(delta_ids)
+            if from_status is not None:
+                ids += deltas.ids_with_status(
+                    session, project.id, DeltaStatus(from_status)
+                )
+            if not ids:
+                raise ValidationError("No deltas named or found")
+            change = deltas.set_status(session, project, ids, DeltaStatus(status))
+        except QfjobsError as exc:
+            click.echo(f"error: {exc.code}: {exc.message}", err=True)
+            sys.exit(1)
+    click.echo(
+        f"{len(change.changed)} deltas set to {status},"
+        f" {len(change.unchanged)} already were"
+    )
 
 
 @main.command()

@@ -333,6 +333,20 @@ def created_keys(
     }
 
 
+def ids_with_status(
+    session: Session, project_id: uuid.UUID, status: DeltaStatus
+) -> list[uuid.UUID]:
+    """Ids of the project's deltas in ``status``, in apply order."""
+    return list(
+        session.scalars(
+            select(Delta.id)
+            .join(Deltafile, Delta.deltafile_seq == Deltafile.seq)
+            .where(Delta.project_id == project_id, Delta.last_status == status)
+            .order_by(Deltafile.seq, Delta.position)
+        ).all()
+    )
+
+
 @dataclass(frozen=True)
 class StatusChange:
     """What :func:`set_status` did: the deltas it changed, and those it found
