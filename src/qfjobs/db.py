@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, g, request
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -113,7 +113,28 @@ class Database:
 
         @app.teardown_appcontext
         def remove_session(_exc: BaseException | None) -> None:
+            connection = g.pop("qfjobs_read_connection", None)
+            if connection is not None:
+                connection.close()
             self.session.remove()
+
+    def request_connection(self) -> "Session | Connection":
+        """Where the current request runs its plain (Core) SQL statements.
+
+        GET and HEAD requests get a Core connection of their own, cheaper than
+        a session for the hot reads (the token check, job lists); it reads in a
+        deferred transaction (:func:`reads_only`) and closes when the request
+        ends. Any other request gets its session: on SQLite a second connection
+        would wait on the session's write lock, or hold its own. Both execute
+        statements and commit alike.
+        """
+        if not _reads_only.get():
+            return self.session()
+        connection: Connection | None = g.get("qfjobs_read_connection")
+        if connection is None:
+            connection = self.engine.connect()
+            g.qfjobs_read_connection = connection
+        return connection
 
     def after_fork(self) -> None:
         """Drop pooled connections inherited from a parent process.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from qfjobs.api.base import parse_uuid
 from qfjobs.errors import AuthenticationFailedError, NotAuthenticatedError
-from qfjobs.extensions import get_session
+from qfjobs.extensions import get_db, get_session
 from qfjobs.models import User
 from qfjobs.services import access, users
 
@@ -26,16 +26,29 @@ def request_token() -> str | None:
     return key.strip()
 
 
-def current_user() -> User:
-    """The authenticated user; 401 without a valid token."""
-    cached: User | None = g.get("qfjobs_user")
+def current_identity() -> users.Identity:
+    """Who is calling; 401 without a valid token. Checked once per request."""
+    cached: users.Identity | None = g.get("qfjobs_identity")
     if cached is not None:
         return cached
     token = request_token()
     if token is None:
         raise NotAuthenticatedError()
-    user = users.user_for_token(get_session(), token)
+    identity = users.identity_for_token(get_db().request_connection(), token)
+    if identity is None:
+        raise AuthenticationFailedError("Invalid or expired token")
+    g.qfjobs_identity = identity
+    return identity
+
+
+def current_user() -> User:
+    """The authenticated user as a model, for views that write or show it."""
+    cached: User | None = g.get("qfjobs_user")
+    if cached is not None:
+        return cached
+    user = get_session().get(User, current_identity().id)
     if user is None:
+        # Deleted since the token was checked.
         raise AuthenticationFailedError("Invalid or expired token")
     g.qfjobs_user = user
     return user
@@ -43,7 +56,9 @@ def current_user() -> User:
 
 API_PREFIX = "/api/v1/"
 #: Path parameters naming a resource, and the access check for their kind.
-PATH_RESOURCES: dict[str, tuple[str, Callable[[Session, User, uuid.UUID], object]]] = {
+PATH_RESOURCES: dict[
+    str, tuple[str, Callable[[Session, access.Reader, uuid.UUID], object]]
+] = {
     "project_id": ("project", access.get_project),
     "job_id": ("job", access.get_job),
 }
@@ -75,9 +90,9 @@ def require_authentication() -> None:
         return
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    user = current_user()
+    identity = current_identity()
     session = get_session()
     view_args = request.view_args or {}
     for name, (what, lookup) in PATH_RESOURCES.items():
         if name in view_args:
-            lookup(session, user, parse_uuid(str(view_args[name]), what))
+            lookup(session, identity, parse_uuid(str(view_args[name]), what))

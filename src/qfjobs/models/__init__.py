@@ -2,6 +2,7 @@
 
 from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import ACTIVE_STATUSES, Job, JobStatus, JobType
+from qfjobs.models.job_count import JobCount
 from qfjobs.models.project import Project, ProjectFile
 from qfjobs.models.user import AuthToken, User
 
@@ -12,6 +13,7 @@ __all__ = [
     "DeltaStatus",
     "Deltafile",
     "Job",
+    "JobCount",
     "JobStatus",
     "JobType",
     "Project",

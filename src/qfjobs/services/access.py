@@ -6,20 +6,34 @@ resource the user may not see answers exactly like one that does not exist
 """
 
 import uuid
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import BindParameter, ColumnElement, select
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import ObjectNotFoundError
-from qfjobs.models import Job, Project, User
+from qfjobs.models import Job, Project
 
 
-def readable_projects_clause(user: User) -> ColumnElement[bool]:
+class Reader(Protocol):
+    """Whoever asks: a :class:`~qfjobs.models.User` or a token's identity."""
+
+    @property
+    def id(self) -> int: ...
+
+
+def readable_projects_clause(user: Reader) -> ColumnElement[bool]:
     """SQL condition selecting the projects ``user`` may read."""
-    return Project.owner_id == user.id
+    return readable_by(user.id)
 
 
-def readable_jobs_clause(user: User) -> ColumnElement[bool]:
+def readable_by(reader_id: int | BindParameter[int]) -> ColumnElement[bool]:
+    """The one read rule; with a bound parameter, statements using it can be built
+    once and cached."""
+    return Project.__table__.c.owner_id == reader_id
+
+
+def readable_jobs_clause(user: Reader) -> ColumnElement[bool]:
     """SQL condition selecting the jobs ``user`` may read.
 
     A subquery rather than a join: SQLite evaluates it once.
@@ -27,7 +41,7 @@ def readable_jobs_clause(user: User) -> ColumnElement[bool]:
     return Job.project_id.in_(select(Project.id).where(readable_projects_clause(user)))
 
 
-def is_project_readable(session: Session, user: User, project_id: uuid.UUID) -> bool:
+def is_project_readable(session: Session, user: Reader, project_id: uuid.UUID) -> bool:
     return (
         session.scalar(
             select(Project.id).where(
@@ -38,7 +52,7 @@ def is_project_readable(session: Session, user: User, project_id: uuid.UUID) -> 
     )
 
 
-def get_project(session: Session, user: User, project_id: uuid.UUID) -> Project:
+def get_project(session: Session, user: Reader, project_id: uuid.UUID) -> Project:
     project = session.scalar(
         select(Project).where(Project.id == project_id, readable_projects_clause(user))
     )
@@ -47,7 +61,7 @@ def get_project(session: Session, user: User, project_id: uuid.UUID) -> Project:
     return project
 
 
-def get_job(session: Session, user: User, job_id: uuid.UUID) -> Job:
+def get_job(session: Session, user: Reader, job_id: uuid.UUID) -> Job:
     job = session.scalar(
         select(Job)
         .join(Project, Job.project_id == Project.id)

@@ -18,20 +18,18 @@ from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
     JobNotStoppableError,
     NoDeltasToApplyError,
     NoQGISProjectError,
-    ObjectNotFoundError,
 )
 from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, User
 from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
-from qfjobs.services import access
 from qfjobs.services import queue as rq_queue
 
 logger = logging.getLogger(__name__)
@@ -191,20 +189,6 @@ def set_status(
     return changed
 
 
-#: What a job list shows of each job: no output or feedback, the creator's name.
-SUMMARY_COLUMNS = (
-    Job.id,
-    Job.type,
-    Job.status,
-    Job.project_id,
-    User.username.label("created_by_username"),
-    Job.created_at,
-    Job.updated_at,
-    Job.started_at,
-    Job.finished_at,
-)
-
-
 def claim_pending_deltas(
     session: Session,
     project_id: uuid.UUID,
@@ -308,41 +292,6 @@ def release_stopped_deltas(session: Session, job_id: uuid.UUID) -> int:
         " data before applying this delta again",
     )
     return len(released)
-
-
-def list_jobs(
-    session: Session,
-    user: User,
-    *,
-    project_id: uuid.UUID | None,
-    job_type: JobType | None,
-    status: JobStatus | None,
-    limit: int,
-    offset: int,
-) -> tuple[Sequence[RowMapping], int]:
-    """Summaries of the jobs the user may read, newest first, and their count."""
-    if project_id is None:
-        conditions = [access.readable_jobs_clause(user)]
-    elif access.is_project_readable(session, user, project_id):
-        # Checked once here, so that counting reads the jobs index alone.
-        conditions = [Job.project_id == project_id]
-    else:
-        raise ObjectNotFoundError(f'No project with id "{project_id}"')
-    if job_type is not None:
-        conditions.append(Job.type == job_type)
-    if status is not None:
-        conditions.append(Job.status == status)
-
-    total = session.scalar(select(func.count()).select_from(Job).where(*conditions))
-    rows = session.execute(
-        select(*SUMMARY_COLUMNS)
-        .outerjoin(User, Job.created_by_id == User.id)
-        .where(*conditions)
-        .order_by(Job.created_at.desc(), Job.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return rows.mappings().all(), total or 0
 
 
 def has_pending_job(session: Session, project_id: uuid.UUID, job_type: JobType) -> bool:

@@ -6,7 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
@@ -101,12 +102,36 @@ def authenticate(
     return user
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    """The user a valid, unexpired token belongs to, else None."""
-    found = session.execute(
-        select(AuthToken.id, AuthToken.expires_at, AuthToken.last_used_at, User)
-        .join(User, AuthToken.user_id == User.id)
-        .where(AuthToken.key_hash == _token_hash(token))
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a token belongs to: what access checks need, without an ORM object."""
+
+    id: int
+    username: str
+    is_superuser: bool
+
+
+_TOKENS = AuthToken.__table__.c
+_USERS = User.__table__.c
+#: Built once: the token check runs on every request.
+_IDENTITY_FOR_TOKEN = (
+    select(
+        _TOKENS.id,
+        _TOKENS.expires_at,
+        _TOKENS.last_used_at,
+        _USERS.id.label("user_id"),
+        _USERS.username,
+        _USERS.is_superuser,
+    )
+    .join_from(AuthToken.__table__, User.__table__, _TOKENS.user_id == _USERS.id)
+    .where(_TOKENS.key_hash == bindparam("key_hash"))
+)
+
+
+def identity_for_token(connection: Session | Connection, token: str) -> Identity | None:
+    """Who a valid, unexpired token belongs to, else None."""
+    found = connection.execute(
+        _IDENTITY_FOR_TOKEN, {"key_hash": _token_hash(token)}
     ).first()
     now = utcnow()
     if found is None or found.expires_at <= now:
@@ -115,13 +140,18 @@ def user_for_token(session: Session, token: str) -> User | None:
     if found.last_used_at is None or now - found.last_used_at > TOKEN_TOUCH_INTERVAL:
         # The read ends first so that the write opens a transaction of its own:
         # on SQLite a read transaction cannot always be upgraded to a write.
-        session.commit()
-        session.execute(
+        connection.commit()
+        connection.execute(
             update(AuthToken).where(AuthToken.id == found.id).values(last_used_at=now)
         )
-        session.commit()
-    user: User = found.User
-    return user
+        connection.commit()
+    return Identity(found.user_id, found.username, found.is_superuser)
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The user a valid, unexpired token belongs to, else None."""
+    identity = identity_for_token(session, token)
+    return session.get(User, identity.id) if identity is not None else None
 
 
 def logout(session: Session, token: str) -> None:
