@@ -187,7 +187,7 @@ def apply_deltas(
     outcomes = tuple(o for o in ctx.outcomes if o is not None)
     logger.info(
         "Applied %s deltas in %.2f s: %s applied, %s conflicts, %s not applied, "
-        "%s errors",
+        "%s errors, %s unpermitted",
         len(deltas),
         time.monotonic() - started,
         *(sum(1 for o in outcomes if o.status is s) for s in DeltaStatus),

@@ -8,7 +8,9 @@ Statuses are the ``Delta.last_status`` values of the reference:
 * ``not_applied``: the delta cannot be applied as it is: unknown layer, no
   primary key, feature not found, invalid value or geometry, a constraint of
   the data refused it;
-* ``error``: something unexpected failed; nothing of the delta was written.
+* ``error``: something unexpected failed; nothing of the delta was written;
+* ``unpermitted``: the project does not let field users make this delta
+  (``qfjobs.geodata.deltas_permissions``); nothing of it was written.
 
 ``to_feedback`` gives the reference's per-delta feedback record (section 4.5 of
 the behaviour reference), for ``Delta.last_feedback``.
@@ -27,6 +29,7 @@ class DeltaStatus(StrEnum):
     CONFLICT = "conflict"
     NOT_APPLIED = "not_applied"
     ERROR = "error"
+    UNPERMITTED = "unpermitted"
 
 
 _FEEDBACK_STATUS = {
@@ -34,6 +37,7 @@ _FEEDBACK_STATUS = {
     DeltaStatus.CONFLICT: ("status_conflict", "CONFLICT"),
     DeltaStatus.NOT_APPLIED: ("status_apply_failed", "ERROR"),
     DeltaStatus.ERROR: ("status_unknown_error", None),
+    DeltaStatus.UNPERMITTED: ("status_unpermitted", "PERMISSION"),
 }
 
 

@@ -12,8 +12,10 @@ A push that stored new deltas queues ``delta_apply`` jobs for the project's
 pending deltas (:func:`queue_apply_jobs`), as ``POST deltas/apply/<id>/`` and
 ``POST jobs/`` with ``type=delta_apply`` do.
 
-There are no project roles yet (only the owner reaches a project), so no delta
-is ever stored as ``unpermitted``; ``ignored`` is set by :func:`set_status`.
+Deltas are stored ``pending``: the apply job decides which the project does
+not permit (``unpermitted``, see ``qfjobs.geodata.deltas_permissions``; there
+are no project roles yet, only the owner reaches a project). The owner sets
+deltas back to ``pending`` or aside (``ignored``) with :func:`set_status`.
 """
 
 import hashlib

@@ -6,10 +6,12 @@ Steps:
    order, then position in the deltafile), with the server keys earlier
    creates of the same devices got;
 2. lay the project's files out in the job's private work folder (copies);
-3. read the QGIS project, resolve each layer's data and apply the deltas
-   (``qfjobs.geodata.deltas_apply``): one transaction per data file (SQLite for
-   GeoPackage/SpatiaLite, PostgreSQL for PostGIS), rewrite-and-rename for
-   shapefile, GeoJSON and CSV;
+3. read the QGIS project, mark ``unpermitted`` the deltas it does not let
+   field users make (``qfjobs.geodata.deltas_permissions``: read-only or
+   removed layers, locked geometries), resolve each layer's data and apply the
+   other deltas (``qfjobs.geodata.deltas_apply``): one transaction per data
+   file (SQLite for GeoPackage/SpatiaLite, PostgreSQL for PostGIS),
+   rewrite-and-rename for shapefile, GeoJSON and CSV;
 4. store every data file whose bytes changed as a new blob.
 
 The project's file rows, the deltas' statuses and ``data_last_updated_at`` are
@@ -47,6 +49,7 @@ from qfjobs.errors import (
 from qfjobs.geodata.deltafile import Delta as ParsedDelta
 from qfjobs.geodata.deltafile import parse_stored_delta
 from qfjobs.geodata.deltas_apply import apply_deltas
+from qfjobs.geodata.deltas_permissions import LayerRules, layer_rules, refusal
 from qfjobs.geodata.deltas_results import ApplyResult, DeltaOutcome
 from qfjobs.geodata.deltas_results import DeltaStatus as OutcomeStatus
 from qfjobs.geodata.deltas_targets import resolve_targets
@@ -54,6 +57,7 @@ from qfjobs.geodata.edits_target import LayerTarget
 from qfjobs.models import Delta, DeltaStatus, Project, ProjectFile
 from qfjobs.models.timestamps import utcnow
 from qfjobs.qgis.inspect import inspect_project
+from qfjobs.qgis.maplayers import read_map_layers
 from qfjobs.qgis.pgcheck import LOOPBACK_HOSTS, PgOptions
 from qfjobs.services import deltas as delta_service
 from qfjobs.services import jobs as job_service
@@ -220,7 +224,9 @@ def _apply(
     for reason in resolved.reasons.values():
         logger.info("%s: %s", ctx.job_id, reason)
 
-    valid = [(i, d) for i, d in enumerate(parsed) if d is not None]
+    valid, refused = _permitted(
+        parsed, layer_rules(read_map_layers(report.project.root))
+    )
     targets: dict[str, LayerTarget | None] = dict(resolved.targets)
     result = apply_deltas(
         [delta for _, delta in valid],
@@ -239,6 +245,7 @@ def _apply(
         ):
             message = resolved.reasons[outcome.layer_id]
         outcomes.append(_moved(outcome, index, message))
+    outcomes.extend(refused)
     for index, delta in enumerate(parsed):
         if delta is None:
             outcomes.append(_invalid_outcome(rows[index], index))
@@ -261,6 +268,36 @@ def _moved(outcome: DeltaOutcome, index: int, message: str) -> DeltaOutcome:
         modified_pk=outcome.modified_pk,
         conflicts=outcome.conflicts,
         notes=outcome.notes,
+    )
+
+
+def _permitted(
+    parsed: Sequence[ParsedDelta | None], rules: dict[str, LayerRules]
+) -> tuple[list[tuple[int, ParsedDelta]], list[DeltaOutcome]]:
+    """The valid deltas the project permits (with their index), and the
+    ``unpermitted`` outcomes of the others."""
+    permitted: list[tuple[int, ParsedDelta]] = []
+    refused: list[DeltaOutcome] = []
+    for index, delta in enumerate(parsed):
+        if delta is None:
+            continue
+        why = refusal(delta, rules)
+        if why is None:
+            permitted.append((index, delta))
+        else:
+            refused.append(_unpermitted_outcome(delta, index, why))
+    return permitted, refused
+
+
+def _unpermitted_outcome(delta: ParsedDelta, index: int, reason: str) -> DeltaOutcome:
+    return DeltaOutcome(
+        delta_index=index,
+        delta_id=delta.uuid,
+        layer_id=delta.source_layer_id,
+        method=delta.method.value,
+        status=OutcomeStatus.UNPERMITTED,
+        message=reason,
+        feature_pk=delta.source_pk,
     )
 
 
