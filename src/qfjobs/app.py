@@ -3,7 +3,8 @@
 import logging
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import PathConverter
 
@@ -26,6 +27,22 @@ class AnyPathConverter(PathConverter):
     part_isolating = False
 
 
+class NoCookieSessions(SessionInterface):
+    """No cookie sessions: the API authenticates each request by its token.
+
+    Flask's default interface builds a signer on every request to read a
+    cookie nothing here writes.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> NullSession:
+        return self.make_null_session(app)
+
+    def save_session(
+        self, app: Flask, session: SessionMixin, response: Response
+    ) -> None:
+        return None
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app from the ``QFJOBS_*`` environment, then ``overrides``."""
     app = Flask("qfjobs", instance_relative_config=False)
@@ -33,6 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = NoCookieSessions()
     # Never answer a missing trailing slash with a redirect: clients do not
     # follow redirects on POST.
     app.url_map.strict_slashes = False

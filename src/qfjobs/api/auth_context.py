@@ -91,8 +91,7 @@ def require_authentication() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     identity = current_identity()
-    session = get_session()
     view_args = request.view_args or {}
     for name, (what, lookup) in PATH_RESOURCES.items():
         if name in view_args:
-            lookup(session, identity, parse_uuid(str(view_args[name]), what))
+            lookup(get_session(), identity, parse_uuid(str(view_args[name]), what))

@@ -1,6 +1,5 @@
 """``jobs/``: background jobs of the user's projects."""
 
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, current_app, jsonify
@@ -42,27 +41,6 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
 
 
-def job_summary(row: Sequence[Any]) -> dict[str, Any]:
-    """A list row as :class:`JobSchema` dumps it, without marshmallow's cost.
-
-    Lists are the hottest answer of the API; a test holds the two equal.
-    """
-    job_id, job_type, status, project_id, username, created, updated, started, ended = (
-        row
-    )
-    return {
-        "id": str(job_id),
-        "type": job_type,
-        "status": status,
-        "project_id": str(project_id),
-        "created_by": username,
-        "created_at": created.isoformat(),
-        "updated_at": updated.isoformat(),
-        "started_at": started.isoformat() if started is not None else None,
-        "finished_at": ended.isoformat() if ended is not None else None,
-    }
-
-
 class JobDetailSchema(JobSchema):
     attempts = fields.Integer()
     output = fields.String(allow_none=True)
@@ -101,7 +79,7 @@ class Jobs(MethodView):
         and ``X-Previous-Page``.
         """
         limit, offset = args["limit"], args["offset"]
-        rows, total = job_listing.list_jobs(
+        results, total = job_listing.list_jobs(
             get_db().request_connection(),
             current_identity(),
             job_listing.JobFilter(
@@ -113,7 +91,6 @@ class Jobs(MethodView):
             offset=offset,
         )
         next_url, previous_url = pagination.page_links(limit, offset, total)
-        results = [job_summary(row) for row in rows]
         if pagination.is_qfieldcloud_sdk():
             response = jsonify(results)
         else:

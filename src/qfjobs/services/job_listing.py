@@ -8,24 +8,24 @@ themselves, through the (project, status) index.
 """
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    Row,
     ScalarSelect,
     Select,
     bindparam,
     func,
     select,
+    type_coerce,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import ObjectNotFoundError
 from qfjobs.models import Job, JobCount, JobStatus, JobType, Project, User
+from qfjobs.models.jsontext import IsoTimestampText, UuidText
 from qfjobs.services import access
 
 _JOBS = Job.__table__.c
@@ -33,17 +33,18 @@ _COUNTS = JobCount.__table__.c
 _PROJECTS = Project.__table__.c
 _USERS = User.__table__.c
 
-#: What a job list shows of each job: no output or feedback, the creator's name.
+#: What a job list shows of each job, named as in the API and as JSON text: no
+#: output or feedback, the creator's name.
 SUMMARY_COLUMNS = (
-    _JOBS.id,
+    type_coerce(_JOBS.id, UuidText()).label("id"),
     _JOBS.type,
     _JOBS.status,
-    _JOBS.project_id,
-    _USERS.username.label("created_by_username"),
-    _JOBS.created_at,
-    _JOBS.updated_at,
-    _JOBS.started_at,
-    _JOBS.finished_at,
+    type_coerce(_JOBS.project_id, UuidText()).label("project_id"),
+    _USERS.username.label("created_by"),
+    type_coerce(_JOBS.created_at, IsoTimestampText()).label("created_at"),
+    type_coerce(_JOBS.updated_at, IsoTimestampText()).label("updated_at"),
+    type_coerce(_JOBS.started_at, IsoTimestampText()).label("started_at"),
+    type_coerce(_JOBS.finished_at, IsoTimestampText()).label("finished_at"),
 )
 
 
@@ -144,10 +145,11 @@ def list_jobs(
     *,
     limit: int,
     offset: int,
-) -> tuple[Sequence[Row[Any]], int]:
+) -> tuple[list[dict[str, Any]], int]:
     """Summaries of the jobs the reader may read, newest first, and their count.
 
-    A ``project_id`` the reader may not read is 404, like everywhere else.
+    Each summary is a dict of JSON-ready values named as the API shows them. A
+    ``project_id`` the reader may not read is 404, like everywhere else.
     """
     params = jobs.params(reader)
 
@@ -155,7 +157,8 @@ def list_jobs(
     if total is None:
         raise ObjectNotFoundError(f'No project with id "{jobs.project_id}"')
 
-    rows = connection.execute(
+    result = connection.execute(
         _page_statement(*jobs.shape()), {**params, "limit": limit, "offset": offset}
-    ).all()
-    return rows, int(total)
+    )
+    names = tuple(result.keys())
+    return [dict(zip(names, row, strict=True)) for row in result], int(total)
