@@ -10,9 +10,10 @@ does it for a list. Each table gets:
   R-tree spatial index;
 * every attribute with its type and width, under its own name unless it
   clashes with ``fid``/``geom`` or another name apart from case;
-* every row: no subset filter is applied, and the optional area-of-interest
-  box only applies to spatial tables. NULL, empty and invalid geometries are
-  written as they are.
+* every row, unless the request's ``where`` filter (in the source's own SQL
+  dialect) keeps fewer; the optional area-of-interest box only applies to
+  spatial tables. NULL, empty and invalid geometries are written as they
+  are.
 
 Memory stays bounded: batches stream from the reader through pyogrio's Arrow
 writer one at a time. Unless a ``batch_size`` (features) is given, batches aim
@@ -96,7 +97,9 @@ class TableRequest:
     ``primary_key`` names the source's key column (``QFieldSync/
     sourceDataPrimaryKeys``); None looks for one as QGIS would (the source's
     own fid, a PostgreSQL primary key, else a field called ``fid``). ``bbox``
-    is in the layer CRS and ignored for tables without geometry.
+    is in the layer CRS and ignored for tables without geometry. ``where``
+    keeps only the rows matching that filter, evaluated by the source (SQL of
+    PostgreSQL, SQLite or OGR, as the source's driver reads it).
     ``description`` and ``identifier`` go to ``gpkg_contents``.
     """
 
@@ -106,6 +109,7 @@ class TableRequest:
     bbox: BBox | None = None
     description: str = ""
     identifier: str | None = None
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ def _write(
     *,
     generate_fids: bool,
 ) -> _Written:
-    with _open(request.source, request.bbox, batch_size) as opened:
+    with _open(request.source, request.bbox, batch_size, request.where) as opened:
         plan = plan_columns(
             opened.info, request.primary_key, generate_fids=generate_fids
         )
@@ -276,11 +280,21 @@ def _write(
 
 
 def _open(
-    source: Source, bbox: BBox | None, batch_size: int | None
+    source: Source, bbox: BBox | None, batch_size: int | None, where: str | None
 ) -> AbstractContextManager[OpenedLayer]:
     if isinstance(source, OgrSource):
-        return ogr_reader.open_layer(source, bbox, batch_size)
-    return postgres_reader.open_layer(source, bbox, batch_size)
+        return ogr_reader.open_layer(source, bbox, batch_size, where)
+    return postgres_reader.open_layer(source, bbox, batch_size, where)
+
+
+def count_at_source(source: Source, bbox: BBox | None, where: str) -> int:
+    """Rows of ``source`` matching ``where`` (and ``bbox``), counted by the source.
+
+    Raises :class:`DataSourceError` when the source cannot evaluate it.
+    """
+    if isinstance(source, OgrSource):
+        return ogr_reader.count_features(source, bbox, where)
+    return postgres_reader.count_features(source, bbox, where)
 
 
 def _peek_geometry_type(

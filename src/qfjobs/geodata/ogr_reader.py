@@ -42,12 +42,18 @@ _SHAPEFILE_MULTI = {"LINESTRING": "MULTILINESTRING", "POLYGON": "MULTIPOLYGON"}
 
 @contextmanager
 def open_layer(
-    source: OgrSource, bbox: BBox | None, batch_size: int | None
+    source: OgrSource,
+    bbox: BBox | None,
+    batch_size: int | None,
+    where: str | None = None,
 ) -> Iterator[OpenedLayer]:
     """Open ``source`` for streaming; ``bbox`` filters features with geometry.
 
-    ``batch_size`` None sizes batches from the dataset's bytes per feature.
-    Raises :class:`DataSourceError` when the dataset or layer cannot be opened.
+    ``where`` is an attribute filter in the source driver's own SQL dialect
+    (SQLite for GeoPackage and SpatiaLite, OGR SQL for the others), as a QGIS
+    ``ogr`` layer's subset is. ``batch_size`` None sizes batches from the
+    dataset's bytes per feature. Raises :class:`DataSourceError` when the
+    dataset or layer cannot be opened or the filter not evaluated.
     """
     label = source_label(source)
     path = str(source.path)
@@ -69,10 +75,11 @@ def open_layer(
                     return_fids=native_fid is not None,
                     batch_size=batch_size,
                     bbox=bbox if geometry_type is not None else None,
+                    where=where,
                     **options,
                 )
             )
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, ValueError) as exc:
             message = f"Cannot read {label}: {exc}"
             raise DataSourceError(message, source=label) from exc
 
@@ -90,6 +97,35 @@ def open_layer(
             primary_key=meta["fid_column"] if native_fid else None,
         )
         yield OpenedLayer(layer, iter(reader))
+
+
+def count_features(source: OgrSource, bbox: BBox | None, where: str) -> int:
+    """How many features of ``source`` match ``where`` (and ``bbox``).
+
+    Streams the attributes without geometries (GDAL evaluates the filter on
+    the fields it reads, so none can be left out). Raises
+    :class:`DataSourceError` when the driver cannot evaluate the filter.
+    """
+    label = source_label(source)
+    path = str(source.path)
+    options = dict(source.open_options)
+    info = _read_info(label, path, source.layer, options)
+    has_geometry = from_pyogrio(info["geometry_type"]) is not None
+    try:
+        with pyogrio.open_arrow(
+            path,
+            layer=str(info["layer_name"]),
+            use_pyarrow=True,
+            read_geometry=False,
+            batch_size=_batch_size(Path(path), int(info["features"])),
+            bbox=bbox if has_geometry else None,
+            where=where,
+            **options,
+        ) as (_meta, reader):
+            return sum(batch.num_rows for batch in reader)
+    except (RuntimeError, OSError, ValueError) as exc:
+        message = f"Cannot filter {label} with {where!r}: {exc}"
+        raise DataSourceError(message, source=label) from exc
 
 
 def _batch_size(path: Path, feature_count: int) -> int:

@@ -13,6 +13,11 @@ Date, time and timestamp values Python cannot hold (``infinity``, years past
 
 The area-of-interest filter uses the bounding-box operator ``&&`` (index
 friendly, and valid for curves, where ``ST_Intersects`` is not).
+
+A layer filter (``where``, the ``sql=`` of a QGIS ``postgres`` layer) is
+PostgreSQL SQL from the project, run as QGIS runs it: inside the WHERE
+clause of the read, in the read-only transaction, with the layer's own
+credentials.
 """
 
 import logging
@@ -148,10 +153,14 @@ class _Selection:
 
 @contextmanager
 def open_layer(
-    source: PostgresSource, bbox: BBox | None, batch_size: int | None
+    source: PostgresSource,
+    bbox: BBox | None,
+    batch_size: int | None,
+    where: str | None = None,
 ) -> Iterator[OpenedLayer]:
     """Open ``source`` for streaming in a read-only transaction.
 
+    ``where`` keeps only the rows matching that PostgreSQL filter.
     ``batch_size`` None adapts the rows per fetch to their size.
 
     Raises :class:`DataSourceError` when the server, the table or the geometry
@@ -168,7 +177,7 @@ def open_layer(
     with connection:
         connection.read_only = True
         try:
-            layer, query, params, selection = _prepare(connection, source, bbox)
+            layer, query, params, selection = _prepare(connection, source, bbox, where)
         except psycopg.Error as exc:
             raise DataSourceError(f"Cannot read {label}: {exc}", source=label) from exc
 
@@ -188,10 +197,37 @@ def open_layer(
             yield opened
 
 
+def count_features(source: PostgresSource, bbox: BBox | None, where: str) -> int:
+    """How many rows of ``source`` match ``where`` (and ``bbox``).
+
+    Raises :class:`DataSourceError` when the server cannot evaluate it.
+    """
+    label = source_label(source)
+    try:
+        with psycopg.connect(source.conninfo) as connection:
+            connection.read_only = True
+            connection.execute("SET TIME ZONE 'UTC'")
+            geometry = _geometry_column(_columns(connection, source), source)
+            srid = 0
+            if geometry is not None and bbox is not None:
+                srid = _geometry_info(connection, source, geometry)[1]
+            table = sql.SQL("{}.{}").format(
+                sql.Identifier(source.schema), sql.Identifier(source.table)
+            )
+            query = sql.SQL("SELECT count(*) FROM {}").format(table)
+            condition, params = _conditions(geometry, srid, bbox, where)
+            row = connection.execute(query + condition, params).fetchone()
+    except psycopg.Error as exc:
+        message = f"Cannot filter {label} with {where!r}: {exc}"
+        raise DataSourceError(message, source=label) from exc
+    return int(row[0]) if row else 0
+
+
 def _prepare(
     connection: psycopg.Connection[Any],
     source: PostgresSource,
     bbox: BBox | None,
+    where: str | None,
 ) -> tuple[SourceLayer, sql.Composed, list[Any], _Selection]:
     """Describe the table and build the query that reads it."""
     connection.execute("SET TIME ZONE 'UTC'")
@@ -203,7 +239,7 @@ def _prepare(
     primary_key = _primary_key(connection, source)
 
     selection = _selection(columns, geometry)
-    query, params = _query(source, selection, geometry, srid, primary_key, bbox)
+    query, params = _query(source, selection, geometry, srid, primary_key, bbox, where)
     layer = SourceLayer(
         label=source_label(source),
         schema=selection.schema,
@@ -329,27 +365,43 @@ def _query(
     srid: int,
     primary_key: str | None,
     bbox: BBox | None,
+    where: str | None,
 ) -> tuple[sql.Composed, list[Any]]:
     query = sql.SQL("SELECT {} FROM {}.{}").format(
         sql.SQL(", ").join(selection.expressions),
         sql.Identifier(source.schema),
         sql.Identifier(source.table),
     )
+    condition, params = _conditions(geometry, srid, bbox, where)
+    query = query + condition
+    if primary_key is not None:
+        # Key order keeps SQLite's inserts appending, which is much faster.
+        query = query + sql.SQL(" ORDER BY {}").format(sql.Identifier(primary_key))
+    return query, params
+
+
+def _conditions(
+    geometry: _Column | None, srid: int, bbox: BBox | None, where: str | None
+) -> tuple[sql.Composed, list[Any]]:
+    """The WHERE clause (or nothing) for the area of interest and the filter.
+
+    The filter is the layer's own SQL; it goes in as written, in parentheses
+    and on a line of its own, so that a trailing ``--`` comment ends there.
+    Its ``%`` signs are doubled: the query has parameters.
+    """
+    parts: list[sql.Composable] = []
     params: list[Any] = []
     if bbox is not None and geometry is not None:
         envelope: sql.Composable = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, %s)")
         if geometry.type_name == "geography":
             envelope = envelope + sql.SQL("::geography")
-        query = (
-            query
-            + sql.SQL(" WHERE {} && ").format(sql.Identifier(geometry.name))
-            + envelope
-        )
+        parts.append(sql.SQL("{} && ").format(sql.Identifier(geometry.name)) + envelope)
         params = [*bbox, srid]
-    if primary_key is not None:
-        # Key order keeps SQLite's inserts appending, which is much faster.
-        query = query + sql.SQL(" ORDER BY {}").format(sql.Identifier(primary_key))
-    return query, params
+    if where and where.strip():
+        parts.append(sql.SQL("(\n{}\n)").format(sql.SQL(where.replace("%", "%%"))))
+    if not parts:
+        return sql.Composed([]), params
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), params
 
 
 def _record_batches(

@@ -5,8 +5,10 @@ A source is either anything GDAL (through pyogrio) opens — :class:`OgrSource`
 pyogrio's bundled GDAL has no PostgreSQL driver, hence the second reader.
 
 The QGIS project parser resolves a layer's data source into one of these. A
-layer's subset filter is deliberately not part of a source: the package keeps
-every row and the filter stays on the layer in the project.
+layer's subset filter is deliberately not part of a source: layers of one
+source share one table, and a filter stays on its layer in the project
+unless the package cannot evaluate it (see
+:mod:`qfjobs.packaging.layerfilters`).
 """
 
 from collections.abc import Iterator, Mapping

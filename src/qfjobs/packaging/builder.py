@@ -24,10 +24,13 @@ Any table that cannot be written fails the whole build with a
 :class:`~qfjobs.errors.DataSourceError` naming the layer: a package with a
 silently missing or empty layer is worse than the previous package.
 
+A layer's filter stays a filter when SQLite evaluates it as the source
+does; otherwise it is applied while packaging (the layer gets a table of its
+own) or, for QGIS expressions nothing here can evaluate, removed
+(:mod:`qfjobs.packaging.layerfilters`); the layer's feedback says which.
+
 Known shortcomings:
 
-* a layer filter is carried over as written; a PostgreSQL filter using SQL
-  that SQLite does not know stops matching in the GeoPackage;
 * when a new fid column (``fid_1``...) is added, its form widget is not
   set to hidden (QFieldSync hides it; QField shows it read-only);
 * the project plugin and translations keep their names (``<stem>.qml``,
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfjobs.geodata import gpkg_catalog
 from qfjobs.geodata.feature_batches import GEOMETRY_COLUMN, FidSource
 from qfjobs.geodata.fieldtypes import written_fields
 from qfjobs.geodata.gpkg_export import TableExport, TableRequest, export_table
@@ -51,6 +55,7 @@ from qfjobs.packaging.aoi import AreaOfInterest, read_area_of_interest
 from qfjobs.packaging.decisions import LayerDecision, Outcome, decide
 from qfjobs.packaging.exportsources import export_source, grouping_key, table_base_name
 from qfjobs.packaging.filecopy import copy_with_sidecars
+from qfjobs.packaging.layerfilters import FilterCheck, FilterOutcome, check_filter
 from qfjobs.packaging.memorylayers import write_memory_table
 from qfjobs.qgis.inspect import ProjectReport
 from qfjobs.qgis.maplayers import read_map_layers
@@ -85,6 +90,8 @@ class _Table:
     primary_key: str
     decisions: list[LayerDecision]
     export: TableExport | None = None
+    #: A layer filter applied while reading the source (see layerfilters).
+    where: str | None = None
 
 
 def packaged_name(project_filename: str) -> str:
@@ -138,21 +145,31 @@ def build_package(
     db_name = _offline_db_name(folder, copied)
     new_sources: dict[str, tuple[str, str]] = {}
     if offline:
-        tables = _plan_tables(offline, pg_options)
+        tables, used = _plan_tables(offline, pg_options)
         gpkg = project_folder / db_name
         for table in tables:
             table.export = _write_table(gpkg, table, area, job_label)
+        checks = _settle_filters(gpkg, tables, used, area, job_label)
+        for table in tables:
+            assert table.export is not None
             for decision in table.decisions:
-                subset = decision.report.source.subset
+                check = checks.get(decision.layer_id)
                 datasource = f"./{db_name}|layername={table.name}"
-                if subset:
-                    datasource += f"|subset={subset}"
+                if check is not None and check.stays_on_layer:
+                    datasource += f"|subset={check.subset}"
                 new_sources[decision.layer_id] = (datasource, "ogr")
                 feedback[decision.layer_id].update(_table_feedback(table))
                 build.warnings.extend(
                     f'layer "{decision.layer.name}": {text}'
                     for text in table.export.warnings
                 )
+                if check is not None:
+                    feedback[decision.layer_id]["filter"] = check.as_feedback()
+                    if not check.stays_on_layer:
+                        build.warnings.append(
+                            f'layer "{decision.layer.name}": filter '
+                            f"{check.subset!r}: {check.reason}"
+                        )
         build.offline_db = f"{folder}/{db_name}" if folder else db_name
 
     _rewrite_project(report, decisions, new_sources, db_name, project_filename)
@@ -180,8 +197,11 @@ def _offline_db_name(folder: str, copied: set[str]) -> str:
     return name
 
 
-def _plan_tables(offline: list[LayerDecision], pg_options: PgOptions) -> list[_Table]:
-    """One table per distinct source, with unique readable names."""
+def _plan_tables(
+    offline: list[LayerDecision], pg_options: PgOptions
+) -> tuple[list[_Table], set[str]]:
+    """One table per distinct source, with unique readable names (and those names,
+    lower-case)."""
     tables: dict[tuple[object, ...], _Table] = {}
     used: set[str] = set()
     for decision in offline:
@@ -198,7 +218,7 @@ def _plan_tables(offline: list[LayerDecision], pg_options: PgOptions) -> list[_T
             continue
         name = _unique_name(table_base_name(decision.layer, source), used)
         tables[key] = _Table(name, source, decision.primary_key, [decision])
-    return list(tables.values())
+    return list(tables.values()), used
 
 
 def _unique_name(base: str, used: set[str]) -> str:
@@ -213,25 +233,108 @@ def _unique_name(base: str, used: set[str]) -> str:
     return candidate
 
 
+def _settle_filters(
+    gpkg: Path,
+    tables: list[_Table],
+    used: set[str],
+    area: AreaOfInterest | None,
+    job_label: str,
+) -> dict[str, FilterCheck]:
+    """Check every layer filter on its written table; split off the layers
+    whose filter must be applied while packaging. Returns the checks by
+    layer id; ``tables`` is updated in place."""
+    checks: dict[str, FilterCheck] = {}
+    for table in list(tables):
+        moved = []
+        for decision in table.decisions:
+            subset = decision.report.source.subset
+            if not subset or not subset.strip():
+                continue
+            check = check_filter(
+                gpkg,
+                table.name,
+                subset,
+                table.source,
+                decision.report.source.provider,
+                _table_bbox(table, area),
+            )
+            checks[decision.layer_id] = check
+            logger.info(
+                '%s: layer "%s": filter %s: %s',
+                job_label,
+                decision.layer.name,
+                check.outcome,
+                check.reason,
+            )
+            if check.outcome is FilterOutcome.APPLIED_AT_SOURCE:
+                moved.append(decision)
+        if moved:
+            _split_filtered(gpkg, tables, table, moved, used, area, job_label)
+    return checks
+
+
+def _split_filtered(
+    gpkg: Path,
+    tables: list[_Table],
+    table: _Table,
+    moved: list[LayerDecision],
+    used: set[str],
+    area: AreaOfInterest | None,
+    job_label: str,
+) -> None:
+    """Give each layer of ``moved`` a table of the rows its filter selects.
+
+    When no layer is left on ``table`` it is dropped and its name reused.
+    """
+    moved_ids = {decision.layer_id for decision in moved}
+    table.decisions = [d for d in table.decisions if d.layer_id not in moved_ids]
+    reuse: str | None = None
+    if not table.decisions:
+        gpkg_catalog.drop_table(gpkg, table.name)
+        tables.remove(table)
+        reuse = table.name
+    for decision in moved:
+        name = reuse or _unique_name(f"{table.name}_{decision.layer.name}", used)
+        reuse = None
+        filtered = _Table(
+            name,
+            table.source,
+            decision.primary_key or table.primary_key,
+            [decision],
+            where=decision.report.source.subset,
+        )
+        filtered.export = _write_table(gpkg, filtered, area, job_label)
+        tables.append(filtered)
+
+
+def _table_bbox(table: _Table, area: AreaOfInterest | None) -> BBox | None:
+    """The area of interest in the table's layer CRS (None: no clipping)."""
+    first = table.decisions[0]
+    if area is None or not first.layer.is_vector:
+        return None
+    return area.bbox_in(first.layer.crs or first.report.check.crs or "")
+
+
 def _write_table(
     gpkg: Path, table: _Table, area: AreaOfInterest | None, job_label: str
 ) -> TableExport:
     first = table.decisions[0]
     if table.source is None:
         return _write_memory_table(gpkg, table, job_label)
-    bbox: BBox | None = None
-    if area is not None and first.layer.is_vector:
-        bbox = area.bbox_in(first.layer.crs or first.report.check.crs or "")
     names = ", ".join(f'"{d.layer.name}"' for d in table.decisions)
-    logger.info("%s: converting %s into table %s", job_label, names, table.name)
+    where = " (rows matching its filter)" if table.where else ""
+    logger.info(
+        "%s: converting %s into table %s%s", job_label, names, table.name, where
+    )
     result = export_table(
         gpkg,
         TableRequest(
             source=table.source,
             table=table.name,
             primary_key=table.primary_key or None,
-            bbox=bbox,
+            bbox=_table_bbox(table, area),
             description=first.layer.name,
+            where=table.where,
         ),
     )
     logger.info(
