@@ -92,6 +92,8 @@ class ApplyOptions:
 
 
 DEFAULT_OPTIONS = ApplyOptions()
+#: Deltas whose features are looked up together ahead of them (``read_ahead``).
+READ_AHEAD = 500
 
 
 class _Refusal(Exception):
@@ -172,7 +174,9 @@ def apply_deltas(
         _open_stores(runs, store_opener)
         done = sum(1 for outcome in ctx.outcomes if outcome is not None)
         for run in runs:
-            for index in run.indices:
+            for position, index in enumerate(run.indices):
+                if position % READ_AHEAD == 0:
+                    _read_ahead(ctx, run, run.indices[position : position + READ_AHEAD])
                 ctx.outcomes[index] = _apply_one(ctx, run, index)
                 done += 1
                 if on_progress is not None:
@@ -284,6 +288,40 @@ def _editor(run: _StoreRun, target: LayerTarget, layer_id: str) -> LayerEditor:
         raise _Refusal(DeltaStatus.NOT_APPLIED, cached)
 
     return cached
+
+
+def _read_ahead(ctx: _Context, run: _StoreRun, indices: Sequence[int]) -> None:
+    """Tell each layer's editor which features the next deltas will look up."""
+    keys: dict[str, list[Any]] = {}
+    for index in indices:
+        delta = ctx.deltas[index]
+        if delta.method is DeltaMethod.CREATE:
+            continue
+        client_key = ClientFeatureKey(
+            delta.source_layer_id, delta.client_id, delta.local_pk
+        )
+        text = ctx.keys.get(client_key, delta.source_pk)
+        if text != "":
+            keys.setdefault(delta.source_layer_id, []).append(text)
+
+    for layer_id, texts in keys.items():
+        target = ctx.targets[layer_id]
+        assert target is not None
+        try:
+            editor = _editor(run, target, layer_id)
+        except _Refusal:
+            continue
+        editor.read_ahead(_native_keys(editor, texts))
+
+
+def _native_keys(editor: LayerEditor, texts: Sequence[str]) -> list[Any]:
+    keys = []
+    for text in texts:
+        try:
+            keys.append(editor.key_from_text(text))
+        except (ValueError, FieldValueError):
+            continue
+    return keys
 
 
 def _apply_one(ctx: _Context, run: _StoreRun, index: int) -> DeltaOutcome:

@@ -13,7 +13,7 @@ are not unique by construction, so a key held by several rows is an error.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,9 @@ class MemoryLayer:
             raise FeatureWriteError(f"Several features have the key {key!r}")
 
         return positions[0] if positions else None
+
+    def read_ahead(self, keys: Sequence[Any]) -> None:
+        """Nothing to gain: every feature is in memory already."""
 
     def get(self, key: Any) -> Feature | None:
         position = self._position(key)

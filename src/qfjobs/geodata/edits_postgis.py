@@ -13,7 +13,7 @@ geometry type or SRID, missing privileges) make the delta ``not_applied``.
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -220,6 +220,9 @@ class PostgresLayerEditor:
             return uuid.UUID(text)
 
         return text
+
+    def read_ahead(self, keys: Sequence[Any]) -> None:
+        """Nothing to gain: one query per feature is kept (a round trip each)."""
 
     def get(self, key: Any) -> Feature | None:
         rows = self._run(self._select, (key,)).fetchall()

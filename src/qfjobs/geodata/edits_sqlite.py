@@ -24,12 +24,13 @@ import json
 import logging
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from qfjobs.geodata.edits_blobs import (
@@ -77,6 +78,19 @@ _GPKG_APPLICATION_IDS = frozenset({0x47504B47, 0x47503130, 0x47503131})
 #: Page cache in KiB (negative ``cache_size``): big enough that a job's changes
 #: stay in memory until COMMIT.
 _CACHE_KIB = 512 * 1024
+#: Value types SQLite stores as they are.
+_AS_IS = frozenset({int, float, str, bytes, type(None)})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Keys per query when an editor reads features ahead.
+_READ_AHEAD_CHUNK = 500
+#: Name prefixes of the triggers GeoPackage and GDAL create; none of them
+#: writes to a feature table.
+_OWN_TRIGGERS = (
+    "rtree_",
+    "gpkg_",
+    "trigger_insert_feature_count_",
+    "trigger_delete_feature_count_",
+)
 
 
 class SqliteFlavour(StrEnum):
@@ -134,6 +148,8 @@ class SqliteStore:
         self._scope_writes = 0
         #: A delta failed after writing: nothing of this store may be committed.
         self.poisoned = False
+        self._savepoints = self.flavour is not SqliteFlavour.GEOPACKAGE
+        self._scope = _DeltaScope(self)
         self._begin()
 
     def _register_functions(self) -> None:
@@ -158,6 +174,36 @@ class SqliteStore:
 
         return self._editors[key]
 
+    def sole_editor(self, editor: "SqliteLayerEditor") -> bool:
+        """Whether ``editor`` is the only editor of its table in this store."""
+        table = editor.table.casefold()
+        return all(
+            other is editor or other.table.casefold() != table
+            for other in self._editors.values()
+        )
+
+    def rows_change_only_when_written(self, table: str) -> bool:
+        """Whether rows of ``table`` change only through statements on them.
+
+        False when the database has a trigger that is not one of GeoPackage's
+        and GDAL's own (spatial index, feature count, tile matrix checks: they
+        never write feature tables), or the table's definition holds a
+        ``REPLACE`` conflict clause or a collation.
+        """
+        triggers = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+        if any(not str(name).startswith(_OWN_TRIGGERS) for (name,) in triggers):
+            return False
+
+        row = self.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' "
+            "AND lower(name) = lower(?)",
+            (table,),
+        ).fetchone()
+        definition = str(row[0] if row else "").upper()
+        return "REPLACE" not in definition and "COLLATE" not in definition
+
     def _only_table(self) -> str:
         if self.flavour is SqliteFlavour.GEOPACKAGE:
             rows = self.conn.execute(
@@ -178,8 +224,7 @@ class SqliteStore:
 
         return str(rows[0][0])
 
-    @contextmanager
-    def delta_scope(self) -> Iterator[None]:
+    def delta_scope(self) -> "_DeltaScope":
         """Undo everything the block wrote if it raises.
 
         GeoPackage editors write each delta with one statement, and SQLite backs
@@ -190,36 +235,42 @@ class SqliteStore:
         keeping half a delta. Other flavours write more than one statement per
         delta (the SpatiaLite index) and get a real savepoint.
         """
+        return self._scope
+
+    def enter_scope(self) -> None:
         self._pending = {}
         self._scope_writes = 0
-        savepoint = self.flavour is not SqliteFlavour.GEOPACKAGE
-        if savepoint:
+        if self._savepoints:
             self.conn.execute("SAVEPOINT qfjobs_delta")
-        try:
-            yield
-        except BaseException:
-            if savepoint:
+
+    def leave_scope(self, failed: bool) -> None:
+        pending, self._pending = self._pending, None
+        if failed:
+            if self._savepoints:
                 self.conn.execute("ROLLBACK TO qfjobs_delta")
                 self.conn.execute("RELEASE qfjobs_delta")
             elif self._scope_writes:
                 self.poisoned = True
             self.rtree_queue.pending.clear()
-            self._pending = None
-            raise
+            return
 
-        if savepoint:
+        if self._savepoints:
             self.conn.execute("RELEASE qfjobs_delta")
-        for table, change in self._pending.items():
+        for table, change in (pending or {}).items():
             self._changes.setdefault(table, _TableChanges()).merge(change)
-
-        self._pending = None
 
     def note_write(self) -> None:
         self._scope_writes += 1
 
-    def note_change(self, table: str, change: _TableChanges) -> None:
+    def note_change(self, table: str, change: _TableChanges | None = None) -> None:
+        """``table`` changed; ``change`` says how, when it is more than
+        attributes of existing rows."""
         pending = self._pending if self._pending is not None else self._changes
-        pending.setdefault(table, _TableChanges()).merge(change)
+        known = pending.get(table)
+        if known is None:
+            known = pending[table] = _TableChanges()
+        if change is not None:
+            known.merge(change)
 
     def flush_rtree_queue(self) -> None:
         queue = self.rtree_queue.pending
@@ -309,6 +360,27 @@ class SqliteStore:
         self.conn.close()
 
 
+class _DeltaScope(AbstractContextManager[None]):
+    """The context of one delta in a :class:`SqliteStore` (see ``delta_scope``);
+    a class rather than a generator: it runs once per delta."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store.enter_scope()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.store.leave_scope(failed=exc_type is not None)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     if not is_sqlite_file(path):
         raise StoreOpenError(f"{path} is not an SQLite database")
@@ -361,6 +433,9 @@ class SqliteLayerEditor:
         self._select = self._select_sql()
         self._update_sql: dict[tuple[str, ...], str] = {}
         self.needs_rtree_flush = store.flavour is not SqliteFlavour.GEOPACKAGE
+        #: Rows read ahead (``read_ahead``), by key; each answers one ``get``.
+        self._ahead: dict[Any, list[tuple[Any, ...]]] = {}
+        self._may_read_ahead = store.rows_change_only_when_written(table)
 
     def _columns(self) -> list[tuple[Any, ...]]:
         columns = self.conn.execute(f"PRAGMA table_info({self.qtable})").fetchall()
@@ -389,16 +464,32 @@ class SqliteLayerEditor:
         return geometry, _codec(self.store.flavour, geometry_format, geometry.srid)
 
     def _select_sql(self) -> str:
+        columns = self._columns_sql()
+        return f"SELECT {columns} FROM {self.qtable} WHERE {self.qpk} = ? LIMIT 2"
+
+    @property
+    def _select_ahead(self) -> str:
+        return (
+            f"SELECT {self.qpk}, {self._columns_sql()} FROM {self.qtable} "
+            f"WHERE {self.qpk} IN"
+        )
+
+    def _columns_sql(self) -> str:
         names = [quote_identifier(n) for n in self.field_names]
         if self.schema.geometry is not None:
             names.append(quote_identifier(self.schema.geometry.name))
 
-        return (
-            f"SELECT {', '.join(names)} FROM {self.qtable} WHERE {self.qpk} = ? LIMIT 2"
-        )
+        return ", ".join(names)
 
     def key_from_text(self, text: str) -> Any:
         field = self.schema.pk_field
+        if field.kind is FieldKind.INTEGER:
+            try:
+                key = int(text)
+            except ValueError:
+                return coerce(text, field)
+            return key if _INT64_MIN <= key <= _INT64_MAX else coerce(text, field)
+
         if field.kind is FieldKind.ANY:
             try:
                 return int(text)
@@ -408,9 +499,37 @@ class SqliteLayerEditor:
         return coerce(text, field)
 
     def get(self, key: Any) -> Feature | None:
-        rows = self.conn.execute(self._select, (key,)).fetchall()
+        rows = self._ahead.pop(key, None) if self._ahead else None
+        if rows is None or type(rows[0][0]) is not type(key):
+            rows = self.conn.execute(self._select, (key,)).fetchall()
+        else:
+            rows = [row[1:] for row in rows]
         decode = None if self.codec is None else self.codec.decode
         return feature_from_rows(rows, key, self.table, self.field_names, decode)
+
+    def read_ahead(self, keys: Sequence[Any]) -> None:
+        """Read the features of ``keys`` now, a few hundred per query.
+
+        A row read ahead answers the next ``get`` of its key only; a second
+        ``get`` reads the table again. The engine writes a feature only after
+        getting it, so a row read ahead is still what the table holds when it
+        is used, provided nothing else changes rows of the table: the store
+        allows reading ahead only when no trigger but GeoPackage's own can
+        write to it, the table has no ``REPLACE`` conflict clause (which
+        deletes other rows) nor a collation (``=`` then differs from Python's)
+        and this is the table's only editor. Keys of other types than
+        ``int`` and ``str``, and rows whose key is not of the asked type, are
+        always read by ``get`` itself.
+        """
+        self._ahead.clear()
+        if not self._may_read_ahead or not self.store.sole_editor(self):
+            return
+        wanted = list(dict.fromkeys(k for k in keys if type(k) in (int, str)))
+        for start in range(0, len(wanted), _READ_AHEAD_CHUNK):
+            chunk = wanted[start : start + _READ_AHEAD_CHUNK]
+            sql = f"{self._select_ahead} ({', '.join('?' * len(chunk))})"
+            for row in self.conn.execute(sql, chunk):
+                self._ahead.setdefault(row[0], []).append(row)
 
     def insert(self, attributes: dict[str, Any], geometry: Geometry | None) -> Any:
         values = self._storage_values(attributes)
@@ -446,8 +565,9 @@ class SqliteLayerEditor:
         self, key: Any, attributes: dict[str, Any], geometry: GeometryChange
     ) -> None:
         values = self._storage_values(attributes)
-        change = _TableChanges()
+        change = None
         if geometry is not UNCHANGED and self.schema.geometry is not None:
+            change = _TableChanges()
             values[self.schema.geometry.name] = self._encode(geometry, change)
 
         if not values:
@@ -514,6 +634,9 @@ class SqliteLayerEditor:
 
 def to_sqlite(value: Any) -> Any:
     """A canonical value as SQLite / GeoPackage stores it."""
+    if type(value) in _AS_IS:
+        return value
+
     if isinstance(value, bool):
         return int(value)
 

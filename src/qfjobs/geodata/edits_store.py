@@ -116,6 +116,14 @@ class LayerEditor(Protocol):
         """The feature with ``key``; ``FeatureWriteError`` if several have it."""
         ...
 
+    def read_ahead(self, keys: Sequence[Any]) -> None:
+        """A hint: ``get`` will soon be asked for these keys, in this order.
+
+        A store may read them in fewer queries; whatever it keeps must leave
+        ``get`` answering exactly what the data holds when it is called.
+        """
+        ...
+
     def insert(self, attributes: dict[str, Any], geometry: Geometry | None) -> Any:
         """Add a feature and return its key."""
         ...

@@ -308,6 +308,21 @@ def values_equal(current: Any, expected: Any, field: FieldInfo) -> bool:
     if current == expected and type(current) is type(expected):
         return True
 
+    if (
+        type(current) is int
+        and type(expected) is int
+        and field.kind is not FieldKind.BOOLEAN
+    ):
+        return False  # what every comparer but the boolean one concludes
+
+    if type(current) is str and type(expected) is str and field.kind is FieldKind.TEXT:
+        # What _texts_equal concludes for two different texts.
+        return (
+            _is_number_like(current)
+            and _is_number_like(expected)
+            and _numbers_equal(current, expected)
+        )
+
     comparer = _COMPARERS.get(field.kind, _loose_equal)
     try:
         return bool(comparer(current, expected))
@@ -430,6 +445,13 @@ def _is_number_like(value: Any) -> bool:
         return True
 
     if isinstance(value, str):
+        # A finite number's text starts, after blanks and a sign, with a
+        # digit or a point; most other texts are refused without float().
+        text = value.lstrip()
+        if text[:1] in ("+", "-"):
+            text = text[1:]
+        if not text or not (text[0].isdecimal() or text[0] == "."):
+            return False
         try:
             return math.isfinite(float(value))
         except ValueError:
