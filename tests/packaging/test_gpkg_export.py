@@ -9,6 +9,7 @@ import pyogrio
 import pytest
 
 from qfjobs.errors import DataSourceError
+from qfjobs.geodata import gpkg_export
 from qfjobs.geodata.feature_batches import FidSource
 from qfjobs.geodata.gpkg_export import TableRequest, export_table, export_tables
 from qfjobs.geodata.sources import OgrSource
@@ -131,3 +132,45 @@ def test_failures_leave_no_table_behind(tmp_path: Path) -> None:
     with sqlite3.connect(gpkg) as conn:
         tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")]
     assert tables == ["a"]
+
+
+@pytest.mark.parametrize("ram_bytes", [gpkg_export.RTREE_MAX_RAM_BYTES, 4096])
+def test_rtree_is_complete_beyond_the_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ram_bytes: int
+) -> None:
+    """With a tiny R-tree memory limit GDAL inserts the rest one by one: the
+    index must still hold every feature with its box."""
+    count = 5000
+    source = write_vector(
+        tmp_path / "pts.gpkg",
+        [f"POINT ({i % 97} {i // 97})" for i in range(count)],
+        {"n": np.arange(count, dtype=np.int64)},
+        driver="GPKG",
+        geometry_type="Point",
+    )
+    config = {**gpkg_export._WRITE_CONFIG, "OGR_GPKG_MAX_RAM_USAGE_RTREE": ram_bytes}
+    monkeypatch.setattr(gpkg_export, "_WRITE_CONFIG", config)
+    pyogrio.set_gdal_config_options({"OGR_GPKG_MAX_RAM_USAGE_RTREE": 12345})
+    try:
+        gpkg = tmp_path / "out.gpkg"
+        result = export_table(gpkg, TableRequest(OgrSource(source), "pts"))
+        # the process's own setting is put back
+        assert pyogrio.get_gdal_config_option("OGR_GPKG_MAX_RAM_USAGE_RTREE") == 12345
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_GPKG_MAX_RAM_USAGE_RTREE": None})
+    assert pyogrio.get_gdal_config_option("OGR_GPKG_ALLOW_THREADED_RTREE") is None
+    assert result.spatial_index == "rtree_pts_geom"
+    with sqlite3.connect(gpkg) as conn:
+        boxes = conn.execute(
+            "SELECT id, minx, maxx, miny, maxy FROM rtree_pts_geom ORDER BY id"
+        ).fetchall()
+        rows = conn.execute("SELECT fid, n FROM pts ORDER BY fid").fetchall()
+    assert [box[0] for box in boxes] == [row[0] for row in rows]
+    for (fid, minx, maxx, miny, maxy), (_fid, n) in zip(boxes, rows, strict=True):
+        x, y = n % 97, n // 97
+        assert minx <= x <= maxx and miny <= y <= maxy, fid
+        assert maxx - minx < 1e-3 and maxy - miny < 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _meta, inside = pyogrio.read_arrow(gpkg, layer="pts", bbox=(10, 10, 20, 20))
+    assert inside.num_rows == 11 * 11

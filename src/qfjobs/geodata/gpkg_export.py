@@ -20,10 +20,15 @@ writer one at a time. Unless a ``batch_size`` (features) is given, batches aim
 at :data:`qfjobs.geodata.sources.BATCH_BYTES`: sized from the bytes per
 feature on disk for files and from the previous batch for PostgreSQL, so a
 table of a few very large features does not blow the bound where a fixed
-feature count would. Known limit: GDAL builds the R-tree spatial index in
-memory at about 35 bytes per feature (measured: 3,000,000 points add about
-110 MB over the same table without index, see ``bench/README.md``); building
-the index row by row through SQLite instead was measured 4 times slower.
+feature count would. The R-tree spatial index is bounded too: GDAL bulk-loads
+it in memory (about 35 bytes per feature; 3,000,000 points took 110 MB more
+than the same table without index), so the write runs with GDAL's
+``OGR_GPKG_MAX_RAM_USAGE_RTREE`` at :data:`RTREE_MAX_RAM_BYTES` and without
+its R-tree thread (``OGR_GPKG_ALLOW_THREADED_RTREE=NO``, whose queue does
+not honour that limit). Up to about 1,900,000 features the index is built
+in memory as before; GDAL inserts the features beyond that into the R-tree
+one by one, which costs about 15 seconds per million features more (see
+``bench/README.md``).
 
 Nothing is dropped silently. After writing, the table's row count and NULL
 geometries are compared with what was handed to GDAL: geometries GDAL could
@@ -46,7 +51,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -87,6 +92,13 @@ _PYOGRIO_NOTES = (
     "'crs' was not provided",
 )
 _MAX_WARNINGS = 20
+#: Memory GDAL may use to bulk-load a table's R-tree.
+RTREE_MAX_RAM_BYTES = 64 * 1024 * 1024
+#: GDAL configuration for every GeoPackage write (see the module docstring).
+_WRITE_CONFIG: dict[str, str | bool | int] = {
+    "OGR_GPKG_ALLOW_THREADED_RTREE": False,
+    "OGR_GPKG_MAX_RAM_USAGE_RTREE": RTREE_MAX_RAM_BYTES,
+}
 _RESERVED_PREFIXES = ("gpkg_", "rtree_", "sqlite_")
 
 
@@ -341,15 +353,31 @@ def _write_stream(
             "geometry_type": geometry_type.pyogrio_name,
         }
 
-    pyogrio.write_arrow(
-        stream,
-        str(gpkg_path),
-        layer=request.table,
-        driver="GPKG",
-        crs=layer.crs,
-        layer_options=layer_options,
-        **geometry,
-    )
+    with _gdal_config(_WRITE_CONFIG):
+        pyogrio.write_arrow(
+            stream,
+            str(gpkg_path),
+            layer=request.table,
+            driver="GPKG",
+            crs=layer.crs,
+            layer_options=layer_options,
+            **geometry,
+        )
+
+
+@contextmanager
+def _gdal_config(options: Mapping[str, str | bool | int]) -> Iterator[None]:
+    """Set GDAL configuration options for a block, then put the old ones back.
+
+    GDAL's configuration is process-wide, like the warning capture: one
+    export at a time per process.
+    """
+    previous = {name: pyogrio.get_gdal_config_option(name) for name in options}
+    pyogrio.set_gdal_config_options(dict(options))
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(previous)
 
 
 def _failure(
