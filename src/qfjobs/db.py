@@ -133,6 +133,10 @@ class Database:
         connection: Connection | None = g.get("qfjobs_read_connection")
         if connection is None:
             connection = self.engine.connect()
+            if self.engine.dialect.name == "postgresql":
+                # Statements of a read need no transaction of their own there:
+                # this saves the BEGIN and ROLLBACK round trips.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             g.qfjobs_read_connection = connection
         return connection
 
