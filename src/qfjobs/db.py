@@ -46,6 +46,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: Execution option of a connection whose statements each stand alone (SQLite).
+NO_TRANSACTION = "qfjobs_no_transaction"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Make SQLite safe for an API process and workers sharing one file.
 
@@ -68,6 +72,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(NO_TRANSACTION):
+            return
         connection.exec_driver_sql("BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE")
 
 
@@ -122,21 +128,23 @@ class Database:
         """Where the current request runs its plain (Core) SQL statements.
 
         GET and HEAD requests get a Core connection of their own, cheaper than
-        a session for the hot reads (the token check, job lists); it reads in a
-        deferred transaction (:func:`reads_only`) and closes when the request
-        ends. Any other request gets its session: on SQLite a second connection
-        would wait on the session's write lock, or hold its own. Both execute
-        statements and commit alike.
+        a session for the hot reads (the token check, job lists), closed when
+        the request ends. Any other request gets its session: on SQLite a
+        second connection would wait on the session's write lock, or hold its
+        own. Both execute statements and commit alike.
         """
         if not _reads_only.get():
             return self.session()
         connection: Connection | None = g.get("qfjobs_read_connection")
         if connection is None:
-            connection = self.engine.connect()
-            if self.engine.dialect.name == "postgresql":
-                # Statements of a read need no transaction of their own there:
-                # this saves the BEGIN and ROLLBACK round trips.
-                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            # Each statement stands alone, without BEGIN and ROLLBACK (round
+            # trips on PostgreSQL): a list's total and page may see different
+            # moments, as a client paging through a list does anyway.
+            connection = self.engine.connect().execution_options(
+                **{NO_TRANSACTION: True}
+                if self.engine.dialect.name == "sqlite"
+                else {"isolation_level": "AUTOCOMMIT"}
+            )
             g.qfjobs_read_connection = connection
         return connection
 

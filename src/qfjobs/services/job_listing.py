@@ -161,4 +161,4 @@ def list_jobs(
         _page_statement(*jobs.shape()), {**params, "limit": limit, "offset": offset}
     )
     names = tuple(result.keys())
-    return [dict(zip(names, row, strict=True)) for row in result], int(total)
+    return [dict(zip(names, row, strict=True)) for row in result.all()], int(total)
