@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import PathConverter
 
 from qfjobs.api import init_api
+from qfjobs.api.jsonprovider import OrjsonProvider
 from qfjobs.config import load_config
 from qfjobs.dashboard import init_dashboard
 from qfjobs.extensions import init_extensions
@@ -49,7 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     app.session_interface = NoCookieSessions()
     # Never answer a missing trailing slash with a redirect: clients do not
     # follow redirects on POST.
