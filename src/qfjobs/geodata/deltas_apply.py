@@ -45,7 +45,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 from qfjobs.geodata.deltafile import Delta, DeltaMethod, FeatureState
@@ -528,21 +527,19 @@ def _conflicts(
     old = delta.old or _EMPTY_STATE
     new_attributes = delta.new.attributes if delta.new is not None else {}
     conflicts: list[str] = []
-    names = chain(
-        old.attributes, (n for n in new_attributes if n not in old.attributes)
-    )
-    for name in names:
+    current_values = feature.attributes
+    for name, expected in old.attributes.items():
         info = schema.field(name)
-        if info is None:
-            continue
-
-        expected = old.attributes.get(name)
-        current = feature.attributes.get(info.name)
-        if not values_equal(current, expected, info):
-            conflicts.append(
-                f'Conflict on attribute "{name}": the data has {display(current)}, '
-                f"the device had {display(expected)}"
-            )
+        if info is not None:
+            current = current_values.get(info.name)
+            if not values_equal(current, expected, info):
+                conflicts.append(_attribute_conflict(name, current, expected))
+    for name in new_attributes:
+        info = None if name in old.attributes else schema.field(name)
+        if info is not None:
+            current = current_values.get(info.name)
+            if current is not None:  # the old value counts as NULL
+                conflicts.append(_attribute_conflict(name, current, None))
 
     if schema.geometry is not None and old.has_geometry:
         conflict = _geometry_conflict(ctx, feature, old.geometry, notes)
@@ -550,6 +547,13 @@ def _conflicts(
             conflicts.append(conflict)
 
     return conflicts
+
+
+def _attribute_conflict(name: str, current: Any, expected: Any) -> str:
+    return (
+        f'Conflict on attribute "{name}": the data has {display(current)}, '
+        f"the device had {display(expected)}"
+    )
 
 
 def _geometry_conflict(

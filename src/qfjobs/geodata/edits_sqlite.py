@@ -435,6 +435,7 @@ class SqliteLayerEditor:
         self.needs_rtree_flush = store.flavour is not SqliteFlavour.GEOPACKAGE
         #: Rows read ahead (``read_ahead``), by key; each answers one ``get``.
         self._ahead: dict[Any, list[tuple[Any, ...]]] = {}
+        self._ahead_type: type = int
         self._may_read_ahead = store.rows_change_only_when_written(table)
 
     def _columns(self) -> list[tuple[Any, ...]]:
@@ -499,11 +500,11 @@ class SqliteLayerEditor:
         return coerce(text, field)
 
     def get(self, key: Any) -> Feature | None:
-        rows = self._ahead.pop(key, None) if self._ahead else None
-        if rows is None or type(rows[0][0]) is not type(key):
+        rows = None
+        if self._ahead and type(key) is self._ahead_type:
+            rows = self._ahead.pop(key, None)
+        if rows is None:
             rows = self.conn.execute(self._select, (key,)).fetchall()
-        else:
-            rows = [row[1:] for row in rows]
         decode = None if self.codec is None else self.codec.decode
         return feature_from_rows(rows, key, self.table, self.field_names, decode)
 
@@ -522,14 +523,18 @@ class SqliteLayerEditor:
         always read by ``get`` itself.
         """
         self._ahead.clear()
-        if not self._may_read_ahead or not self.store.sole_editor(self):
+        if not keys or not self._may_read_ahead or not self.store.sole_editor(self):
             return
-        wanted = list(dict.fromkeys(k for k in keys if type(k) in (int, str)))
+        key_type = self._ahead_type = type(keys[0])
+        if key_type not in (int, str):
+            return
+        wanted = list(dict.fromkeys(k for k in keys if type(k) is key_type))
         for start in range(0, len(wanted), _READ_AHEAD_CHUNK):
             chunk = wanted[start : start + _READ_AHEAD_CHUNK]
             sql = f"{self._select_ahead} ({', '.join('?' * len(chunk))})"
             for row in self.conn.execute(sql, chunk):
-                self._ahead.setdefault(row[0], []).append(row)
+                if type(row[0]) is key_type:
+                    self._ahead.setdefault(row[0], []).append(row[1:])
 
     def insert(self, attributes: dict[str, Any], geometry: Geometry | None) -> Any:
         values = self._storage_values(attributes)
