@@ -132,7 +132,9 @@ class _Context:
     deltas: Sequence[Delta]
     targets: Mapping[str, LayerTarget | None]
     overwrite: bool
-    keys: dict[ClientFeatureKey, str]
+    #: Server keys of device-created features, by (layer, client, local pk):
+    #: plain tuples, equal to ``ClientFeatureKey`` and cheaper to build.
+    keys: dict[tuple[str, str, str], str]
     options: ApplyOptions
     abort_on: tuple[type[BaseException], ...]
     outcomes: list[DeltaOutcome | None]
@@ -162,7 +164,10 @@ def apply_deltas(
         deltas=deltas,
         targets=targets,
         overwrite=overwrite_conflicts,
-        keys=dict(created_keys or {}),
+        keys={
+            (key.layer_id, key.client_id, key.local_pk): pk
+            for key, pk in (created_keys or {}).items()
+        },
         options=options,
         abort_on=abort_on,
         outcomes=[None] * len(deltas),
@@ -296,9 +301,7 @@ def _read_ahead(ctx: _Context, run: _StoreRun, indices: Sequence[int]) -> None:
         delta = ctx.deltas[index]
         if delta.method is DeltaMethod.CREATE:
             continue
-        client_key = ClientFeatureKey(
-            delta.source_layer_id, delta.client_id, delta.local_pk
-        )
+        client_key = (delta.source_layer_id, delta.client_id, delta.local_pk)
         text = ctx.keys.get(client_key, delta.source_pk)
         if text != "":
             keys.setdefault(delta.source_layer_id, []).append(text)
@@ -327,9 +330,11 @@ def _apply_one(ctx: _Context, run: _StoreRun, index: int) -> DeltaOutcome:
     delta = ctx.deltas[index]
     notes: list[str] = []
     try:
-        target = ctx.targets[delta.source_layer_id]
-        assert target is not None
-        editor = _editor(run, target, delta.source_layer_id)
+        editor = run.editors.get(delta.source_layer_id)
+        if editor is None or isinstance(editor, str):
+            target = ctx.targets[delta.source_layer_id]
+            assert target is not None
+            editor = _editor(run, target, delta.source_layer_id)
         assert run.store is not None
         with run.store.delta_scope():
             done = _run_method(ctx, run, editor, delta, notes)
@@ -418,7 +423,7 @@ def _create(
     new = delta.new or _EMPTY_STATE
     attributes: dict[str, Any] = {}
     for name, value in new.attributes.items():
-        info = schema.field(name)
+        info = schema.fields.get(name) or schema.field(name)
         if info is None:
             notes.append(f'Attribute "{name}" ignored: the layer has no such field')
             continue
@@ -428,11 +433,12 @@ def _create(
     _release_taken_key(editor, attributes, notes)
     geometry = _create_geometry(schema, new, notes)
     key = editor.insert(attributes, geometry)
-    client_key = ClientFeatureKey(
-        delta.source_layer_id, delta.client_id, delta.local_pk
-    )
-    ctx.keys[client_key] = run.new_keys[client_key] = str(key)
-    return _Done(str(key))
+    server_key = str(key)
+    ctx.keys[(delta.source_layer_id, delta.client_id, delta.local_pk)] = server_key
+    run.new_keys[
+        ClientFeatureKey(delta.source_layer_id, delta.client_id, delta.local_pk)
+    ] = server_key
+    return _Done(server_key)
 
 
 def _release_taken_key(
@@ -492,9 +498,7 @@ def _delta_geometry(
 
 
 def _find(ctx: _Context, editor: LayerEditor, delta: Delta) -> Feature:
-    client_key = ClientFeatureKey(
-        delta.source_layer_id, delta.client_id, delta.local_pk
-    )
+    client_key = (delta.source_layer_id, delta.client_id, delta.local_pk)
     text = ctx.keys.get(client_key, delta.source_pk)
     pk = editor.schema.pk
     if text == "":
@@ -529,7 +533,7 @@ def _conflicts(
     conflicts: list[str] = []
     current_values = feature.attributes
     for name, expected in old.attributes.items():
-        info = schema.field(name)
+        info = schema.fields.get(name) or schema.field(name)
         if info is not None:
             current = current_values.get(info.name)
             if not values_equal(current, expected, info):
@@ -591,7 +595,7 @@ def _patch(
     old = delta.old or _EMPTY_STATE
     changes: dict[str, Any] = {}
     for name, value in new.attributes.items():
-        info = schema.field(name)
+        info = schema.fields.get(name) or schema.field(name)
         if info is None:
             raise _Refusal(
                 DeltaStatus.NOT_APPLIED,

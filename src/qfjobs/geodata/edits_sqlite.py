@@ -599,7 +599,10 @@ class SqliteLayerEditor:
         self.store.note_change(self.table, _TableChanges(deleted=1))
 
     def _storage_values(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        return {name: to_sqlite(value) for name, value in attributes.items()}
+        return {
+            name: value if type(value) in _AS_IS else to_sqlite(value)
+            for name, value in attributes.items()
+        }
 
     def _encode(self, geometry: Geometry | None, change: _TableChanges) -> Any:
         if geometry is None:
