@@ -1,11 +1,12 @@
 """delta_apply throughput: 10,000 patch deltas on a 100,000-row GeoPackage.
 
-Applies the deltas with the ``delta_apply`` engine (``apply_deltas``: per-delta
-savepoint, conflict check against the stored row, type-aware values, one
-transaction, GeoPackage metadata) and, in the same run on a copy of the same
-file, the same updates with a plain ``sqlite3`` ``executemany`` in one
-transaction. Both include opening the file and committing. Parsing the
-deltafile (JSON + schema validation, done once at upload) is timed apart.
+Applies the deltas with the ``delta_apply`` engine (``apply_deltas``: conflict
+check of every delta against the stored row, read ahead 500 keys a query,
+type-aware values, one transaction, GeoPackage metadata) and, in the same run
+on a copy of the same file, the same updates with a plain ``sqlite3``
+``executemany`` in one transaction. Both include opening the file and
+committing. Parsing the deltafile (JSON + schema validation, done once at
+upload) is timed apart.
 
     .venv/bin/python bench/bench_delta_apply.py [--rows 100000] [--deltas 10000]
 """
