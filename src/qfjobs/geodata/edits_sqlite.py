@@ -188,7 +188,9 @@ class SqliteStore:
         False when the database has a trigger that is not one of GeoPackage's
         and GDAL's own (spatial index, feature count, tile matrix checks: they
         never write feature tables), or the table's definition holds a
-        ``REPLACE`` conflict clause or a collation.
+        ``REPLACE`` conflict clause or a collation. Triggers are told apart by
+        name: one someone named like GeoPackage's own (``rtree_...``) is
+        trusted.
         """
         triggers = self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger'"
