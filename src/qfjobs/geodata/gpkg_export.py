@@ -24,11 +24,14 @@ feature count would. The R-tree spatial index is bounded too: GDAL bulk-loads
 it in memory (about 35 bytes per feature; 3,000,000 points took 110 MB more
 than the same table without index), so the write runs with GDAL's
 ``OGR_GPKG_MAX_RAM_USAGE_RTREE`` at :data:`RTREE_MAX_RAM_BYTES` and without
-its R-tree thread (``OGR_GPKG_ALLOW_THREADED_RTREE=NO``, whose queue does
-not honour that limit). Up to about 1,900,000 features the index is built
-in memory as before; GDAL inserts the features beyond that into the R-tree
-one by one, which costs about 15 seconds per million features more (see
-``bench/README.md``).
+its R-tree thread (``OGR_GPKG_ALLOW_THREADED_RTREE=NO``: with the thread, the
+limit did not lower the peak in our measurements). Up to about 1,900,000
+features the index is built in memory as before; GDAL inserts the features
+beyond that into the R-tree one by one, which costs about 15 seconds per
+million features more (see ``bench/README.md``). Known limit: some GDAL
+readers grow with the layer anyway; the shapefile reader keeps the ``.shx``
+record index in memory (8 bytes per feature), so a shapefile past about 9
+million features goes over 300 MB.
 
 Nothing is dropped silently. After writing, the table's row count and NULL
 geometries are compared with what was handed to GDAL: geometries GDAL could
