@@ -168,7 +168,7 @@ def build_package(
                     if not check.stays_on_layer:
                         build.warnings.append(
                             f'layer "{decision.layer.name}": filter '
-                            f"{check.subset!r}: {check.reason}"
+                            f"`{check.subset}`: {check.reason}"
                         )
         build.offline_db = f"{folder}/{db_name}" if folder else db_name
 
