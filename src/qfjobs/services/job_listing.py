@@ -18,14 +18,13 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
-    type_coerce,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import ObjectNotFoundError
 from qfjobs.models import Job, JobCount, JobStatus, JobType, Project, User
-from qfjobs.models.jsontext import IsoTimestampText, UuidText
+from qfjobs.models.jsontext import TimestampText, UuidText
 from qfjobs.services import access
 
 _JOBS = Job.__table__.c
@@ -36,15 +35,15 @@ _USERS = User.__table__.c
 #: What a job list shows of each job, named as in the API and as JSON text: no
 #: output or feedback, the creator's name.
 SUMMARY_COLUMNS = (
-    type_coerce(_JOBS.id, UuidText()).label("id"),
+    UuidText(_JOBS.id).label("id"),
     _JOBS.type,
     _JOBS.status,
-    type_coerce(_JOBS.project_id, UuidText()).label("project_id"),
+    UuidText(_JOBS.project_id).label("project_id"),
     _USERS.username.label("created_by"),
-    type_coerce(_JOBS.created_at, IsoTimestampText()).label("created_at"),
-    type_coerce(_JOBS.updated_at, IsoTimestampText()).label("updated_at"),
-    type_coerce(_JOBS.started_at, IsoTimestampText()).label("started_at"),
-    type_coerce(_JOBS.finished_at, IsoTimestampText()).label("finished_at"),
+    TimestampText(_JOBS.created_at).label("created_at"),
+    TimestampText(_JOBS.updated_at).label("updated_at"),
+    TimestampText(_JOBS.started_at).label("started_at"),
+    TimestampText(_JOBS.finished_at).label("finished_at"),
 )
 
 
@@ -91,18 +90,6 @@ def _job_conditions(by_project: bool, by_type: bool, by_status: bool) -> list[An
     return [scope, *_filter_conditions(by_type, by_status)]
 
 
-@cache
-def _page_statement(by_project: bool, by_type: bool, by_status: bool) -> Select[Any]:
-    return (
-        select(*SUMMARY_COLUMNS)
-        .outerjoin_from(Job.__table__, User.__table__, _JOBS.created_by_id == _USERS.id)
-        .where(*_job_conditions(by_project, by_type, by_status))
-        .order_by(_JOBS.created_at.desc(), _JOBS.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-
-
 def _tally(by_type: bool) -> Select[Any]:
     """The sum of the tallies of the project in ``project_id``."""
     query = select(func.coalesce(func.sum(_COUNTS.jobs), 0)).where(
@@ -138,6 +125,25 @@ def _count_statement(by_project: bool, by_type: bool, by_status: bool) -> Select
     return select(func.coalesce(func.sum(counted), 0)).where(readable)
 
 
+@cache
+def _page_statement(by_project: bool, by_type: bool, by_status: bool) -> Select[Any]:
+    """The page, each row also carrying the total (NULL: project not readable).
+
+    The total is an uncorrelated subquery, computed once per statement, so a
+    page and its count cost one round trip. A page past the end has no rows
+    to carry it: the count is then asked on its own.
+    """
+    total = _count_statement(by_project, by_type, by_status).scalar_subquery()
+    return (
+        select(*SUMMARY_COLUMNS, total.label("total"))
+        .outerjoin_from(Job.__table__, User.__table__, _JOBS.created_by_id == _USERS.id)
+        .where(*_job_conditions(by_project, by_type, by_status))
+        .order_by(_JOBS.created_at.desc(), _JOBS.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
 def list_jobs(
     connection: Session | Connection,
     reader: access.Reader,
@@ -153,12 +159,18 @@ def list_jobs(
     """
     params = jobs.params(reader)
 
-    total = connection.execute(_count_statement(*jobs.shape()), params).scalar()
-    if total is None:
-        raise ObjectNotFoundError(f'No project with id "{jobs.project_id}"')
-
     result = connection.execute(
         _page_statement(*jobs.shape()), {**params, "limit": limit, "offset": offset}
     )
-    names = tuple(result.keys())
-    return [dict(zip(names, row, strict=True)) for row in result.all()], int(total)
+    *names, _ = result.keys()
+    rows = result.all()
+    total = (
+        rows[0][-1]
+        if rows
+        else connection.execute(_count_statement(*jobs.shape()), params).scalar()
+    )
+    if total is None:
+        raise ObjectNotFoundError(f'No project with id "{jobs.project_id}"')
+
+    summaries = [dict(zip(names, row[:-1], strict=True)) for row in rows]
+    return summaries, int(total)
