@@ -33,13 +33,38 @@ HTTP_CODES = {
 }
 
 
+class ErrorSchema(ma.Schema):
+    """The error body every route answers, as the OpenAPI document shows it.
+
+    Only documentation: errors are rendered by ``Api.handle_http_exception``
+    and ``QfjobsError.to_dict`` (which may add fields such as ``reason``).
+    """
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    code = ma.fields.String(
+        required=True, metadata={"description": "Error code, e.g. validation_error"}
+    )
+    message = ma.fields.String(required=True)
+    errors = ma.fields.Dict(
+        metadata={"description": "Messages per field (validation_error only)"}
+    )
+
+
 class ArgumentsParser(FlaskParser):
     """webargs' Flask parser, refusing NUL characters in any argument.
+
+    Invalid arguments answer 400 ``validation_error`` (webargs' default is
+    422); flask-smorest documents each ``@blp.arguments`` route with this
+    parser's status, so the OpenAPI document says 400 as well.
 
     PostgreSQL text cannot hold NUL (U+0000) and no name, description or
     password needs one: refusing them here gives a 400 naming the field on
     every route, instead of a database error.
     """
+
+    DEFAULT_VALIDATION_STATUS = 400
 
     def _load_location_data(
         self, *, schema: ma.Schema, req: Request, location: str
@@ -90,6 +115,8 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
     def handle_http_exception(self, error: HTTPException) -> tuple[Response, int]:
         """Render werkzeug and webargs errors in the one error shape."""
         status = error.code or 500
@@ -101,8 +128,6 @@ class Api(flask_smorest.Api):
         if messages:
             body["message"] = "Validation error"
             body["errors"] = _flatten_locations(messages)
-        if status == 422:
-            status = 400
         return jsonify(body), status
 
 

@@ -113,6 +113,7 @@ class DeltaList(MethodView):
         return pagination.add_headers(response, total, next_url, previous_url)
 
     @blp.response(200, PushResultSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
     def post(self, project_id: str) -> Response:
         """Push a deltafile (multipart field ``file``).
 

@@ -86,6 +86,7 @@ class FileItem(MethodView):
 
     @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, FileSchema)
+    @blp.alt_response(400, response="BAD_REQUEST")
     def post(self, project_id: str, filename: str) -> tuple[Response, int]:
         """Upload a file (multipart field ``file``), replacing any same name."""
         project = path_project(project_id)
