@@ -83,6 +83,24 @@ class InProcessWorker(SimpleWorker):
 class QfjobsWorker(Worker):
     app: Flask
 
+    #: Longest wait of the stop-command listener for one message, in seconds.
+    LISTEN_SECONDS = 1
+
+    def subscribe(self) -> None:
+        """Listen for stop commands as RQ does, waking every second.
+
+        RQ's listener thread waits up to 60 s for one message. A warm shutdown
+        was seen (redis-py 8, a loaded machine) to hang in RQ's unsubscribe
+        until that wait ended; waking every second bounds the shutdown.
+        """
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=self.LISTEN_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
     def handle_job_failure(
         self,
         job: RQJob,
