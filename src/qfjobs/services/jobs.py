@@ -18,7 +18,7 @@ from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import (
@@ -31,6 +31,7 @@ from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import queue as rq_queue
+from qfjobs.tasks import joblog
 
 logger = logging.getLogger(__name__)
 
@@ -307,17 +308,16 @@ def stop_job(session: Session, connection: Redis, queue: Queue, job: Job) -> Job
 
     A started job's work horse is ended through RQ's stop command; its partial
     work is dropped (packages are built in a private folder, data edits are
-    transactional) and the worker's stopped callback marks it ``stopped``.
+    transactional) and the worker's stopped callback marks it ``stopped``,
+    keeping the log lines the run spooled before it was ended. A job stopped
+    here (not started, or started with no worker holding it) gets only the
+    stop line: there is no run whose lines could be read.
     """
     if job.status in FINAL_STATUSES:
         raise JobNotStoppableError(f"The job has already ended as {job.status}")
 
-    if job.status in (JobStatus.PENDING, JobStatus.QUEUED) and set_status(
-        session,
-        job.id,
-        JobStatus.STOPPED,
-        expect=(JobStatus.PENDING, JobStatus.QUEUED),
-        finished_at=utcnow(),
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED) and mark_stopped(
+        session, job.id, expect=(JobStatus.PENDING, JobStatus.QUEUED)
     ):
         _cancel_rq_job(connection, job.id)
         dispatch_next(session, queue, job.project_id)
@@ -345,10 +345,28 @@ def _send_stop_command(session: Session, connection: Redis, job: Job) -> None:
     except (NoSuchJobError, InvalidJobOperation, RedisError) as exc:
         # No worker holds it: nothing runs it any more, so it stops here.
         logger.warning("%s: no worker to stop (%s); marking it stopped", job.id, exc)
-        set_status(
-            session,
-            job.id,
-            JobStatus.STOPPED,
-            expect=(JobStatus.STARTED,),
-            finished_at=utcnow(),
-        )
+        mark_stopped(session, job.id, expect=(JobStatus.STARTED,))
+
+
+def mark_stopped(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    expect: Sequence[JobStatus],
+    spooled: str = "",
+) -> bool:
+    """Move a job in one of ``expect`` to ``stopped``; the one way a job stops.
+
+    Its ``output`` keeps what it had, then ``spooled`` (the lines a killed run
+    wrote, when the caller could read them), and ends with a line saying it
+    was stopped on request.
+    """
+    line = joblog.format_line(str(job_id), logger, "%s: stopped on request", job_id)
+    return set_status(
+        session,
+        job_id,
+        JobStatus.STOPPED,
+        expect=expect,
+        finished_at=utcnow(),
+        output=func.coalesce(Job.output, "") + (spooled + line),
+    )

@@ -8,9 +8,7 @@ status, so a job that was stopped or failed elsewhere is never overwritten.
 
 import logging
 import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 from flask import Flask
 from rq import get_current_job
@@ -23,6 +21,7 @@ from qfjobs.models import Job, JobStatus, Project
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import jobs as job_service
 from qfjobs.tasks import joblog
+from qfjobs.tasks import workdir as job_workdir
 from qfjobs.tasks.base import JobContext, ProjectUpdate
 from qfjobs.tasks.context import get_app
 from qfjobs.tasks.feedback import Feedback, Workflow
@@ -83,7 +82,7 @@ class JobRun:
             self._finish(session, job, JobStatus.FAILED, "", feedback, [])
             return str(JobStatus.FAILED)
         feedback = Feedback(task.workflow)
-        workdir = Path(tempfile.mkdtemp(prefix=f"qfjobs-{job.id}-"))
+        workdir = job_workdir.create(job.id)
         ctx = JobContext(
             job=job,
             project=job.project,
@@ -97,7 +96,8 @@ class JobRun:
         heartbeat = Heartbeat(
             get_redis(), job.id, int(self.app.config["QFJOBS_HEARTBEAT_TTL"])
         )
-        with heartbeat, joblog.capture(str(job.id)) as collector:
+        spool = job_workdir.spool_path(workdir)
+        with heartbeat, joblog.capture(str(job.id), spool) as collector:
             try:
                 logger.info(
                     "%s: %s job of project %s", job.id, job.type, job.project_id

@@ -1,0 +1,62 @@
+"""A running job stopped on request keeps the lines its killed horse wrote."""
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.e2e.stack import live_stack
+from tests.e2e.test_worker_death import login_new_user, wait_status
+from tests.helpers import postgres_layer_project
+from tests.silent import silent_server
+
+pytestmark = pytest.mark.slow
+
+
+def wait_spooled(tmp: Path, job_id: str, seconds: float = 30) -> str:
+    """The run's spooled lines, once it has written its first ones."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for spool in tmp.glob(f"qfjobs-{job_id}-*/output.log"):
+            text = spool.read_text()
+            if text:
+                return text
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} spooled nothing in {tmp}")
+
+
+def test_stopped_running_job_keeps_its_lines_and_ends_with_the_stop(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    jobs_tmp = tmp_path / "tmp"
+    jobs_tmp.mkdir()
+    env = {"QFJOBS_PG_TIMEOUT": "60", "TMPDIR": str(jobs_tmp)}
+    with (
+        silent_server() as port,
+        live_stack(database_url, redis_url, tmp_path, env_overrides=env) as stack,
+    ):
+        http = login_new_user(stack)
+        base = stack.base_url
+        pid = http.post(f"{base}projects/", data={"name": "slow"}).json()["id"]
+        slow_project = postgres_layer_project("127.0.0.1", port)
+        upload = {"file": ("project.qgs", slow_project)}
+        assert http.post(f"{base}files/{pid}/project.qgs/", files=upload).ok
+        job_id = http.get(f"{base}jobs/", params={"project_id": pid}).json()["results"][
+            0
+        ]["id"]
+        wait_status(http, stack, job_id, {"started"})
+        spooled = wait_spooled(jobs_tmp, job_id)
+
+        response = http.post(f"{base}jobs/{job_id}/stop/")
+        assert response.status_code == 200, response.text
+        job = wait_status(http, stack, job_id, {"stopped"}, seconds=20)
+
+    lines = job["output"].splitlines()
+    assert all(line.startswith(f"{job_id} ") for line in lines), job["output"]
+    assert job["output"].startswith(spooled)
+    assert f"{job_id}: process_projectfile job of project {pid}" in lines[0]
+    assert lines[-1].endswith(f"{job_id}: stopped on request")
+    assert job["finished_at"] is not None
+    assert list(jobs_tmp.glob(f"qfjobs-{uuid.UUID(job_id)}-*")) == []
