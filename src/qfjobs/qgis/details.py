@@ -8,10 +8,19 @@ qfjobs extras (``provider``, ``geometry_type``, ``feature_count``,
 redacted (16), and attachment folders match by path component
 (:func:`qfjobs.qgis.attachments.is_attachment`, 15).
 
+The reference's ``filename`` is an absolute path in the worker's temporary
+folder; here it is the file's path in the project, ``/``-separated and
+relative to the folder the project's files are laid out in (the name
+``files/`` lists, e.g. ``sub/data.gpkg``), or the path as the project
+writes it for a file outside the project. No text of a record names the
+worker's folder.
+
 Works from QGIS 2.16 to 3.44 files: QGIS 2 keeps the project CRS in
 ``properties/SpatialRefSys/ProjectCrs`` and the legend in ``<legend>``.
 """
 
+import re
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -37,9 +46,13 @@ QFS_PROPERTIES = {
 
 
 def layer_record(
-    layer: MapLayerXml, source: DataSource, check: SourceCheck
+    layer: MapLayerXml, source: DataSource, check: SourceCheck, files_root: Path
 ) -> LayerRecord:
-    """One ``layers_by_id`` entry, JSON-serialisable."""
+    """One ``layers_by_id`` entry, JSON-serialisable.
+
+    ``files_root`` is the absolute, normalised folder the project's files are
+    laid out in; paths under it are written relative to it.
+    """
     geometry = _geometry_name(layer, check)
     pk_name = source_pk_name(
         check.primary_keys, check.fields, is_vector=layer.is_vector
@@ -66,7 +79,7 @@ def layer_record(
         "error_code": check.error_code.value,
         "error_summary": check.error_summary,
         "error_message": check.error_message,
-        "filename": _filename(source, check),
+        "filename": _filename(source, check, files_root),
         "provider_name": None if check.is_valid else source.provider,
         "provider_error_summary": None
         if check.is_valid
@@ -77,6 +90,7 @@ def layer_record(
     }
     record.update(_extras(layer, source, check, geometry, pk_name))
     _mask_secrets(record, source)
+    _strip_files_root(record, files_root)
     return record
 
 
@@ -104,12 +118,33 @@ def _geometry_name(layer: MapLayerXml, check: SourceCheck) -> str | None:
     return check.geometry_type or layer.declared_wkb_type or "Unknown"
 
 
-def _filename(source: DataSource, check: SourceCheck) -> str:
+def _filename(source: DataSource, check: SourceCheck, files_root: Path) -> str:
     if source.is_localized:
         return source.path
     if source.kind is not SourceKind.FILE:
         return ""
-    return check.filename
+    return project_path(check.filename, files_root) or source.path
+
+
+def project_path(path: str, files_root: Path) -> str | None:
+    """An absolute ``path`` under ``files_root``, relative to it; else None."""
+    if not path or not Path(path).is_absolute():
+        return None
+    try:
+        return Path(path).relative_to(files_root).as_posix()
+    except ValueError:
+        return None
+
+
+def _strip_files_root(record: LayerRecord, files_root: Path) -> None:
+    """Paths under ``files_root`` in any text (an I/O error...) made relative."""
+    roots = {str(files_root), str(files_root.resolve())}
+    for key, value in record.items():
+        if isinstance(value, str):
+            for root in roots:
+                value = value.replace(root + "/", "")
+                value = re.sub(re.escape(root) + r"(?![\w.-])", ".", value)
+            record[key] = value
 
 
 def _extras(

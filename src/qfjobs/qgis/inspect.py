@@ -110,7 +110,7 @@ def inspect_project(
     with SourceChecker(
         project.project_dir, data_root=data_root, pg_options=options
     ) as checker:
-        reports = _check_layers(checker, layers)
+        reports = _check_layers(checker, layers, checker.data_root)
 
     records = {report.layer_id: report.record for report in reports}
     details = build_project_details(project, records)
@@ -121,7 +121,7 @@ def inspect_project(
 
 
 def _check_layers(
-    checker: SourceChecker, layers: list[MapLayerXml]
+    checker: SourceChecker, layers: list[MapLayerXml], files_root: Path
 ) -> list[LayerReport]:
     sources = {
         layer.layer_id: parse_datasource(layer.provider, layer.datasource)
@@ -141,7 +141,7 @@ def _check_layers(
             )
 
     return [
-        _report(layer, sources[layer.layer_id], checks[layer.layer_id])
+        _report(layer, sources[layer.layer_id], checks[layer.layer_id], files_root)
         for layer in layers
     ]
 
@@ -172,8 +172,10 @@ def _guarded(run: Callable[[], SourceCheck]) -> SourceCheck:
     return result
 
 
-def _report(layer: MapLayerXml, source: DataSource, check: SourceCheck) -> LayerReport:
-    record = layer_record(layer, source, check)
+def _report(
+    layer: MapLayerXml, source: DataSource, check: SourceCheck, files_root: Path
+) -> LayerReport:
+    record = layer_record(layer, source, check, files_root)
     return LayerReport(
         layer_id=layer.layer_id,
         name=layer.name,
