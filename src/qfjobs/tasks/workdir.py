@@ -41,7 +41,7 @@ def leftovers(job_id: uuid.UUID) -> list[Path]:
         for path in Path(tempfile.gettempdir()).glob(f"{_prefix(job_id)}*")
         if path.is_dir() and not path.is_symlink()
     ]
-    return sorted(folders, key=lambda path: path.stat().st_mtime)
+    return sorted(folders, key=_modified_at)
 
 
 def read_spooled(job_id: uuid.UUID, limit: int) -> str:
@@ -67,6 +67,13 @@ def remove_leftovers(job_id: uuid.UUID) -> None:
     for folder in leftovers(job_id):
         shutil.rmtree(folder, ignore_errors=True)
         logger.info("%s: removed the working folder of an ended run", job_id)
+
+
+def _modified_at(folder: Path) -> float:
+    try:
+        return folder.stat().st_mtime
+    except OSError:  # removed meanwhile: it holds nothing to read
+        return 0.0
 
 
 def _prefix(job_id: uuid.UUID) -> str:
