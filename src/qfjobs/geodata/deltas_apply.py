@@ -38,7 +38,10 @@ only after every delta ran; if anything escapes (``on_progress`` raising, one of
 changed. Each store commits atomically (``edits_sqlite``, ``edits_postgis``,
 ``edits_swap``); several stores of one job are not one atomic unit: a crash
 between two commits leaves the first committed and the second not, and the
-outcomes of a store whose commit failed are turned into ``error``.
+outcomes of a store whose commit failed are turned into ``error``. A store
+that keeps a ledger of applied deltas (PostgreSQL, ``deltas_ledger``) records
+each applied delta inside its savepoint, and a delta its ledger holds already
+is not written again: it is reported ``applied`` as recorded.
 """
 
 import logging
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfjobs.geodata.deltafile import Delta, DeltaMethod, FeatureState
+from qfjobs.geodata.deltas_ledger import LedgeredStore, LedgerEntry, canonical_id
 from qfjobs.geodata.deltas_results import (
     ApplyResult,
     ClientFeatureKey,
@@ -125,6 +129,12 @@ class _StoreRun:
     editors: dict[str, LayerEditor | str] = field(default_factory=dict)
     new_keys: dict[ClientFeatureKey, str] = field(default_factory=dict)
     committed: bool = False
+    #: The store's ledger of applied deltas, when it keeps one.
+    ledger: LedgeredStore | None = None
+    #: Deltas of this run the ledger says are in the data already.
+    recorded: dict[str, LedgerEntry] = field(default_factory=dict)
+    #: What the job should say about the store (no ledger kept).
+    note: str | None = None
 
 
 @dataclass
@@ -138,6 +148,8 @@ class _Context:
     options: ApplyOptions
     abort_on: tuple[type[BaseException], ...]
     outcomes: list[DeltaOutcome | None]
+    #: The job applying the deltas, recorded in the ledgers and logged first.
+    job_id: str | None = None
 
 
 def apply_deltas(
@@ -150,6 +162,7 @@ def apply_deltas(
     on_progress: Callable[[int, int], None] | None = None,
     abort_on: tuple[type[BaseException], ...] = (),
     store_opener: Callable[[LayerTarget], DataStore] = open_store,
+    job_id: str | None = None,
 ) -> ApplyResult:
     """Apply ``deltas`` in order and commit each data store once.
 
@@ -158,7 +171,9 @@ def apply_deltas(
     pk)`` to the server key an earlier create got. ``on_progress(done, total)``
     is called after each delta. Exceptions of the ``abort_on`` types raised
     inside a delta (a job timeout, say) are not reported as that delta's error:
-    they abort the run and roll every store back.
+    they abort the run and roll every store back. ``job_id`` is recorded
+    with each delta in the ledger of a store that keeps one (PostgreSQL): a
+    delta already there is reported ``applied`` and not written again.
     """
     ctx = _Context(
         deltas=deltas,
@@ -171,11 +186,12 @@ def apply_deltas(
         options=options,
         abort_on=abort_on,
         outcomes=[None] * len(deltas),
+        job_id=job_id,
     )
     runs = _plan(ctx)
     started = time.monotonic()
     try:
-        _open_stores(runs, store_opener)
+        _open_stores(ctx, runs, store_opener)
         done = sum(1 for outcome in ctx.outcomes if outcome is not None)
         for run in runs:
             for position, index in enumerate(run.indices):
@@ -194,8 +210,9 @@ def apply_deltas(
 
     outcomes = tuple(o for o in ctx.outcomes if o is not None)
     logger.info(
-        "Applied %s deltas in %.2f s: %s applied, %s conflicts, %s not applied, "
-        "%s errors, %s unpermitted",
+        "%s: applied %s deltas in %.2f s: %s applied, %s conflicts, "
+        "%s not applied, %s errors, %s unpermitted",
+        job_id,
         len(deltas),
         time.monotonic() - started,
         *(sum(1 for o in outcomes if o.status is s) for s in DeltaStatus),
@@ -236,14 +253,42 @@ def _plan(ctx: _Context) -> list[_StoreRun]:
 
 
 def _open_stores(
-    runs: list[_StoreRun], opener: Callable[[LayerTarget], DataStore]
+    ctx: _Context, runs: list[_StoreRun], opener: Callable[[LayerTarget], DataStore]
 ) -> None:
     for run in runs:
         try:
             run.store = opener(run.target)
         except StoreOpenError as exc:
             run.open_error = exc.message
-            logger.warning("Cannot open %s: %s", run.target.describe(), exc.message)
+            logger.warning(
+                "%s: cannot open %s: %s", ctx.job_id, run.target.describe(), exc.message
+            )
+            continue
+        if isinstance(run.store, LedgeredStore):
+            _open_ledger(ctx, run, run.store)
+
+
+def _open_ledger(ctx: _Context, run: _StoreRun, store: LedgeredStore) -> None:
+    """Read which deltas of ``run`` the store's ledger holds already."""
+    if store.ledger_missing is not None:
+        run.note = (
+            f"{store.label} keeps no ledger of applied deltas ({store.ledger_missing})"
+            ": if the job is lost after its commit there, its deltas read error"
+            " although the data holds them, and applying them again writes them"
+            " again"
+        )
+        logger.warning("%s: %s", ctx.job_id, run.note)
+        return
+
+    run.ledger = store
+    run.recorded = store.ledger_entries(ctx.deltas[i].uuid for i in run.indices)
+    if run.recorded:
+        logger.info(
+            "%s: %s deltas are in the ledger of %s already; not written again",
+            ctx.job_id,
+            len(run.recorded),
+            run.target.describe(),
+        )
 
 
 def _commit(ctx: _Context, run: _StoreRun) -> StoreResult:
@@ -256,12 +301,12 @@ def _commit(ctx: _Context, run: _StoreRun) -> StoreResult:
     try:
         changed = run.store.commit()
     except Exception as exc:
-        logger.exception("Commit of %s failed", run.store.label)
+        logger.exception("%s: commit of %s failed", ctx.job_id, run.store.label)
         _fail_applied(ctx, run, f"The changes could not be saved: {exc}")
-        return StoreResult(run.store.label, layer_ids, False, False, str(exc))
+        return StoreResult(run.store.label, layer_ids, False, False, str(exc), run.note)
 
     run.committed = True
-    return StoreResult(run.store.label, layer_ids, True, changed)
+    return StoreResult(run.store.label, layer_ids, True, changed, note=run.note)
 
 
 def _fail_applied(ctx: _Context, run: _StoreRun, message: str) -> None:
@@ -328,6 +373,11 @@ def _native_keys(editor: LayerEditor, texts: Sequence[str]) -> list[Any]:
 
 def _apply_one(ctx: _Context, run: _StoreRun, index: int) -> DeltaOutcome:
     delta = ctx.deltas[index]
+    if run.recorded:
+        entry = run.recorded.get(canonical_id(delta.uuid) or "")
+        if entry is not None:
+            return _recorded_outcome(ctx, run, index, entry)
+
     notes: list[str] = []
     try:
         editor = run.editors.get(delta.source_layer_id)
@@ -338,6 +388,8 @@ def _apply_one(ctx: _Context, run: _StoreRun, index: int) -> DeltaOutcome:
         assert run.store is not None
         with run.store.delta_scope():
             done = _run_method(ctx, run, editor, delta, notes)
+            if run.ledger is not None:
+                run.ledger.record_delta(_ledger_entry(ctx, delta, done))
     except _Refusal as refusal:
         return _outcome(
             index,
@@ -353,19 +405,54 @@ def _apply_one(ctx: _Context, run: _StoreRun, index: int) -> DeltaOutcome:
         if isinstance(exc, ctx.abort_on):
             raise
 
-        logger.exception("Unexpected error in delta %s (%s)", index, delta.uuid)
+        logger.exception(
+            "%s: unexpected error in delta %s (%s)", ctx.job_id, index, delta.uuid
+        )
         message = f"Unexpected error: {type(exc).__name__}: {exc}"
         return _outcome(index, delta, DeltaStatus.ERROR, message, notes=notes)
 
-    message = "Applied, overwriting conflicts" if done.conflicts else "Applied"
     return _outcome(
         index,
         delta,
         DeltaStatus.APPLIED,
-        message,
+        _applied_message(done),
         done.conflicts,
         modified_pk=done.modified_pk,
         notes=notes,
+    )
+
+
+def _applied_message(done: _Done) -> str:
+    return "Applied, overwriting conflicts" if done.conflicts else "Applied"
+
+
+def _ledger_entry(ctx: _Context, delta: Delta, done: _Done) -> LedgerEntry:
+    return LedgerEntry(
+        delta_id=delta.uuid,
+        job_id=ctx.job_id,
+        modified_pk=done.modified_pk,
+        message=_applied_message(done),
+        conflicts=tuple(done.conflicts),
+    )
+
+
+def _recorded_outcome(
+    ctx: _Context, run: _StoreRun, index: int, entry: LedgerEntry
+) -> DeltaOutcome:
+    """A delta the ledger holds: ``applied`` as recorded, nothing written."""
+    delta = ctx.deltas[index]
+    if delta.method is DeltaMethod.CREATE and entry.modified_pk is not None:
+        client_key = (delta.source_layer_id, delta.client_id, delta.local_pk)
+        ctx.keys[client_key] = entry.modified_pk
+        run.new_keys[ClientFeatureKey(*client_key)] = entry.modified_pk
+    return _outcome(
+        index,
+        delta,
+        DeltaStatus.APPLIED,
+        entry.feedback_message(),
+        entry.conflicts,
+        modified_pk=entry.modified_pk,
+        notes=("Already in the data: not written again",),
     )
 
 

@@ -99,6 +99,8 @@ class StoreResult:
     #: Whether the commit wrote anything (false when no delta was applied).
     changed: bool
     error: str | None = None
+    #: Something the job should say about this store (a ledger it cannot keep).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

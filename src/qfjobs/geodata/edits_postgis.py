@@ -1,7 +1,8 @@
 """PostgreSQL / PostGIS layers, edited in one psycopg transaction per database.
 
 Every delta runs in a savepoint (psycopg's nested ``transaction()``); the job's
-changes to the database are committed once at the end. All SQL is parameterised,
+changes to the database are committed once at the end, each applied delta with
+its row in the database's ledger (``deltas_ledger``). All SQL is parameterised,
 and table and column names are always quoted with ``psycopg.sql.Identifier``.
 Geometries travel as ISO WKB (``ST_GeomFromWKB`` with the column's SRID) and come
 back with ``ST_AsBinary``, so curves and Z/M survive. ``lock_timeout`` stops a
@@ -13,7 +14,7 @@ geometry type or SRID, missing privileges) make the delta ``not_applied``.
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +23,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
+from qfjobs.geodata.deltas_ledger import (
+    LedgerEntry,
+    ensure_ledger,
+    read_entries,
+    write_entry,
+)
 from qfjobs.geodata.edits_geometry import Geometry, GeometryColumn, GeomType
 from qfjobs.geodata.edits_store import (
     UNCHANGED,
@@ -97,6 +104,7 @@ class PostgresStore:
 
         try:
             self.conn = psycopg.connect(conninfo, autocommit=False, **extra)
+            self.ledger_missing = ensure_ledger(self.conn)
             self.conn.execute(
                 sql.SQL("SET LOCAL lock_timeout = {}").format(LOCK_TIMEOUT)
             )
@@ -113,6 +121,17 @@ class PostgresStore:
             self._editors[key] = PostgresLayerEditor(self, target)
 
         return self._editors[key]
+
+    def ledger_entries(self, delta_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        if self.ledger_missing is not None:
+            return {}
+
+        return read_entries(self.conn, delta_ids)
+
+    def record_delta(self, entry: LedgerEntry) -> None:
+        if self.ledger_missing is None:
+            write_entry(self.conn, entry)
+            self.changed = True
 
     @contextmanager
     def delta_scope(self) -> Iterator[None]:

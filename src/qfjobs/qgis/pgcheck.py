@@ -79,7 +79,7 @@ def check_postgres(source: DataSource, options: PgOptions) -> SourceCheck:
     except ServiceNotFound as exc:
         return _unreachable(source, {}, str(exc))
 
-    refused = _refused_host(params, options.allowed_hosts)
+    refused = refused_host(params, options.allowed_hosts)
     if refused is not None:
         return _unreachable(
             source,
@@ -98,7 +98,8 @@ def check_postgres(source: DataSource, options: PgOptions) -> SourceCheck:
         )
 
 
-def _refused_host(params: dict[str, str], allowed: frozenset[str] | None) -> str | None:
+def refused_host(params: dict[str, str], allowed: frozenset[str] | None) -> str | None:
+    """The first host of ``params`` that ``allowed`` does not name, if any."""
     if allowed is None:
         return None
 

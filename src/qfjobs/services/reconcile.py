@@ -34,6 +34,7 @@ from qfjobs.models import Job, JobStatus, JobType
 from qfjobs.models.timestamps import utcnow
 from qfjobs.services import jobs as job_service
 from qfjobs.services import queue as rq_queue
+from qfjobs.services.delta_ledger import settle_from_ledgers
 from qfjobs.tasks.feedback import Feedback, Workflow
 from qfjobs.tasks.heartbeat import is_alive
 
@@ -50,9 +51,10 @@ MISSED_PREFIX = "qfjobs:heartbeat-missed:"
 MAX_ATTEMPTS = 2
 #: Job types that are run again after a lost worker: their effects are all or
 #: nothing (project details are stored at the end, a package is published
-#: atomically). delta_apply is not among them: PostGIS edits are committed just
-#: before the job's result, so a second run could apply a create twice. Its
-#: deltas are marked ``error`` instead, to be applied again on request.
+#: atomically). delta_apply is not among them: its PostGIS edits are committed
+#: before the job's result. Its deltas found in their database's ledger are
+#: marked ``applied`` (``services.delta_ledger``), the others ``error``, to be
+#: applied again on request.
 RETRIED_TYPES = frozenset({JobType.PROCESS_PROJECTFILE, JobType.PACKAGE})
 
 
@@ -204,7 +206,13 @@ def handle_lost_worker(session: Session, job: Job, message: str) -> bool | None:
 
 
 def fail_job(session: Session, job: Job, message: str, *, error_type: str) -> bool:
-    """Fail an active job from outside its work horse."""
+    """Fail an active job from outside its work horse.
+
+    A ``delta_apply`` job's deltas that its databases committed are marked
+    ``applied`` in the same transaction, the others ``error``.
+    """
+    if job.status == JobStatus.STARTED:
+        settle_from_ledgers(session, job)
     feedback = Feedback(Workflow(job.type, job.type, ()))
     if job.feedback:
         feedback.outputs = dict(job.feedback.get("outputs") or {})

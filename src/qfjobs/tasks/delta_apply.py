@@ -20,13 +20,32 @@ stored project files are untouched: a job killed at any point leaves every
 stored file as it was before the job. When it fails, its started deltas
 become ``error`` (``services.jobs.fail_started_deltas``); when it is stopped
 they go back to pending (``services.jobs.release_stopped_deltas``), but for
-those on PostgreSQL layers, which become ``error`` (see below).
+those on PostgreSQL layers, which become ``error``.
 
-Known shortcoming: a PostGIS layer is committed in its own database before the
-job's results are written to the SQL store. If the worker dies between the two
-commits, the edits are in the database while the deltas read ``error``;
-re-applying them then finds the features changed (reported as conflicts) and
-creates would be made again.
+PostgreSQL layers are edited in place, and their database commits before the
+job's results reach the SQL store. Every delta written there is recorded, in
+the same data transaction, in that database's ledger
+(``qfjobs.geodata.deltas_ledger``), which makes it exactly once:
+
+* a job failing in its worker after that commit marks those deltas
+  ``applied`` with their outcome, the others ``error``;
+* a job whose worker is lost (killed, or far past its timeout) is failed by
+  the reconciler, which first marks ``applied`` the deltas the ledgers hold
+  (``services.delta_ledger``);
+* a delta already in the ledger is not written again: it is reported
+  ``applied`` as recorded, so deltas set back to pending and applied again
+  write every change once.
+
+Remaining limits: a stopped job does not read the ledger, so its deltas on
+PostgreSQL layers read ``error`` even when committed (applying them again is
+safe). A role that can neither create nor write ``qfjobs.applied_deltas``
+works without ledger, as before, and the job says so (feedback
+``data_notes`` and its log): there a worker lost between the two commits
+leaves deltas ``error`` though applied, and applying them again writes
+creates twice. The ledgers are read from the project's current project file;
+a database it no longer names, or one that cannot be reached then, leaves
+its deltas ``error``. The data stores of one job (several databases, or a
+database and files) are not committed together.
 """
 
 import logging
@@ -53,12 +72,12 @@ from qfjobs.geodata.deltas_permissions import LayerRules, layer_rules, refusal
 from qfjobs.geodata.deltas_results import ApplyResult, DeltaOutcome
 from qfjobs.geodata.deltas_results import DeltaStatus as OutcomeStatus
 from qfjobs.geodata.deltas_targets import resolve_targets
-from qfjobs.geodata.edits_target import LayerTarget
+from qfjobs.geodata.edits_target import LayerTarget, PostgresLayer
 from qfjobs.models import Delta, DeltaStatus, Project, ProjectFile
 from qfjobs.models.timestamps import utcnow
 from qfjobs.qgis.inspect import inspect_project
 from qfjobs.qgis.maplayers import read_map_layers
-from qfjobs.qgis.pgcheck import LOOPBACK_HOSTS, PgOptions
+from qfjobs.services import delta_ledger
 from qfjobs.services import deltas as delta_service
 from qfjobs.services import jobs as job_service
 from qfjobs.storage import StoredBlob, checksum_file
@@ -92,8 +111,12 @@ class DeltaApply:
 
     def __call__(self, ctx: JobContext) -> None:
         job_id = ctx.job_id
+        # Records of deltas committed in a database: in the data whatever follows.
+        in_data: list[dict[str, Any]] = []
         ctx.on_failure.append(
-            lambda session, _project: _fail_deltas(session, job_id, "The job failed")
+            lambda session, project: _fail_deltas(
+                session, job_id, "The job failed", in_data, project
+            )
         )
         with ctx.feedback.step("start") as outputs:
             rows = _start_deltas(ctx)
@@ -111,12 +134,13 @@ class DeltaApply:
             project_file = _project_file(ctx)
 
         with ctx.feedback.step("apply_deltas") as outputs:
-            result = _apply(ctx, project_file, rows, parsed, keys)
+            result, in_place = _apply(ctx, project_file, rows, parsed, keys)
             records = [
                 _record(outcome, rows[outcome.delta_index], ctx)
                 for outcome in result.outcomes
             ]
             records.sort(key=lambda record: record["delta_index"])
+            in_data.extend(_committed_in_place(records, in_place))
             for record in records:
                 logger.info(
                     "%s: delta %s %s %s %s: %s (feature %s, modified %s)",
@@ -133,6 +157,11 @@ class DeltaApply:
             outputs["summary"] = {
                 status.value: result.count(status) for status in OutcomeStatus
             }
+            notes = [note for store in result.stores if (note := store.note)]
+            for note in notes:
+                logger.warning("%s: %s", job_id, note)
+            if notes:
+                outputs["data_notes"] = notes
 
         with ctx.feedback.step("upload_exported_project") as outputs:
             changed = _store_changed(ctx, result, snapshot)
@@ -150,7 +179,13 @@ class DeltaApply:
 
         def write_results(session: Session, project: Project) -> None:
             _write_results(
-                session, project, job_id, records, changed, started_at, user_id
+                session,
+                project,
+                job_id,
+                records,
+                changed,
+                (started_at, user_id),
+                in_data,
             )
 
         ctx.on_success.append(write_results)
@@ -206,13 +241,9 @@ def _apply(
     rows: Sequence[Delta],
     parsed: Sequence[ParsedDelta | None],
     keys: dict[Any, str],
-) -> ApplyResult:
-    allowed = ctx.config.get("QFJOBS_PG_ALLOWED_HOSTS", LOOPBACK_HOSTS)
-    pg_options = PgOptions(
-        service_file=ctx.config.get("QFJOBS_PG_SERVICE_FILE"),
-        timeout=float(ctx.config["QFJOBS_PG_TIMEOUT"]),
-        allowed_hosts=None if allowed is None else frozenset(allowed),
-    )
+) -> tuple[ApplyResult, frozenset[str]]:
+    """The deltas' outcomes, and the layers whose database committed them."""
+    pg_options = delta_ledger.pg_options(ctx.config)
     report = inspect_project(
         project_file,
         pg_service_file=pg_options.service_file,
@@ -234,6 +265,7 @@ def _apply(
         overwrite_conflicts=ctx.project.overwrite_conflicts,
         created_keys=keys,
         abort_on=(JobTimeoutException,),
+        job_id=str(ctx.job_id),
     )
     outcomes: list[DeltaOutcome] = []
     for outcome in result.outcomes:
@@ -249,11 +281,31 @@ def _apply(
     for index, delta in enumerate(parsed):
         if delta is None:
             outcomes.append(_invalid_outcome(rows[index], index))
-    return ApplyResult(
+    in_place = frozenset(
+        layer_id
+        for store in result.stores
+        if store.committed
+        for layer_id in store.layer_ids
+        if isinstance(targets.get(layer_id), PostgresLayer)
+    )
+    applied = ApplyResult(
         outcomes=tuple(outcomes),
         created_keys=result.created_keys,
         stores=result.stores,
     )
+    return applied, in_place
+
+
+def _committed_in_place(
+    records: list[dict[str, Any]], layers: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The applied deltas' records whose change a database committed."""
+    return [
+        record
+        for record in records
+        if record["qfjobs_status"] == DeltaStatus.APPLIED
+        and record["layer_id"] in layers
+    ]
 
 
 def _moved(outcome: DeltaOutcome, index: int, message: str) -> DeltaOutcome:
@@ -368,10 +420,15 @@ def _write_results(
     job_id: uuid.UUID,
     records: list[dict[str, Any]],
     changed: list[_ChangedFile],
-    started_at: Any,
-    user_id: int | None,
+    attempt: tuple[Any, int | None],
+    in_data: list[dict[str, Any]],
 ) -> None:
-    """Runs in the transaction that marks the job finished."""
+    """Runs in the transaction that marks the job finished.
+
+    ``attempt`` is when the job started and who created it; ``in_data`` the
+    records of deltas committed in a database, applied whatever happens here.
+    """
+    started_at, user_id = attempt
     rows = {
         row.path: row
         # Row locks: an upload of the same file either committed before (and
@@ -394,7 +451,7 @@ def _write_results(
             "applied; the job's changes were not stored"
         )
         logger.error("%s: %s", job_id, message)
-        _fail_deltas(session, job_id, message)
+        _fail_deltas(session, job_id, message, in_data, project)
         return
 
     now = utcnow()
@@ -425,6 +482,49 @@ def _write_results(
         project.data_last_updated_at = now
 
 
-def _fail_deltas(session: Session, job_id: uuid.UUID, message: str) -> None:
+def _fail_deltas(
+    session: Session,
+    job_id: uuid.UUID,
+    message: str,
+    in_data: list[dict[str, Any]],
+    project: Project | None,
+) -> None:
+    """The job's results are not kept: its started deltas become ``error``,
+    but for those its data commit holds (``in_data``), which are ``applied``."""
+    settled = _settle_in_data(session, job_id, in_data)
+    if settled and project is not None:
+        project.data_last_updated_at = utcnow()
     count = job_service.fail_started_deltas(session, job_id, message)
     logger.info("%s: %s deltas set to error: %s", job_id, count, message)
+
+
+def _settle_in_data(
+    session: Session, job_id: uuid.UUID, in_data: list[dict[str, Any]]
+) -> int:
+    """Mark ``applied`` the still-started deltas whose change a database holds."""
+    now = utcnow()
+    settled = 0
+    for record in in_data:
+        result = session.execute(
+            update(Delta)
+            .where(
+                Delta.id == uuid.UUID(record["delta_id"]),
+                Delta.job_id == job_id,
+                Delta.last_status == DeltaStatus.STARTED,
+            )
+            .values(
+                last_status=DeltaStatus.APPLIED,
+                last_feedback=record,
+                last_modified_pk=record["modified_pk"],
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        settled += int(result.rowcount)  # type: ignore[attr-defined]
+    if settled:
+        logger.info(
+            "%s: %s deltas committed in their database marked applied",
+            job_id,
+            settled,
+        )
+    return settled
