@@ -443,3 +443,30 @@ def test_a_role_without_ledger_applies_as_before_and_says_so(
     assert [found[i][0] for i in table.delta_ids] == ["applied"] * 4
     with psycopg.connect(conninfo(table.params)) as connection:
         assert not ledger_rows(connection, table.delta_ids)
+
+
+def test_a_job_stopped_after_the_data_commit_reads_applied(
+    monkeypatch: pytest.MonkeyPatch,
+    app: Flask,
+    client: FlaskClient,
+    user: dict[str, Any],
+    run_jobs: Callable[[], None],
+    table: DataTable,
+) -> None:
+    pid = setup_project(client, user, run_jobs, table)
+    document = deltafile(pid, table)
+    job_id = crash_after_data_commit(monkeypatch, client, user, run_jobs, app, document)
+    new_fid = plot_rows(table)[-1][0]
+
+    # What the stopped callback does once the work horse was ended.
+    with app.app_context(), get_db().new_session() as session:
+        assert job_service.mark_stopped(session, job_id, expect=(JobStatus.STARTED,))
+
+    found = statuses(app)
+    assert [found[i] for i in table.delta_ids] == [
+        ("applied", "1"),
+        ("applied", str(new_fid)),
+        ("applied", str(new_fid)),
+        ("applied", "2"),
+    ]
+    assert plot_rows(table) == expected_rows(new_fid)

@@ -1,13 +1,14 @@
-"""Settling a lost ``delta_apply`` job's deltas from its databases' ledgers.
+"""Settling an ended ``delta_apply`` job's deltas from its databases' ledgers.
 
 A job whose worker died, or that ran far past its timeout, is failed from
-outside (``services.reconcile``): its started deltas would all read ``error``.
-Those on PostgreSQL layers may however be committed in their database already
-(the data commit comes just before the job's results are stored). Each such
-delta is recorded in the database's ledger in the data transaction
-(``qfjobs.geodata.deltas_ledger``), so before the job is failed,
-:func:`settle_from_ledgers` reads the ledgers and marks ``applied`` the deltas
-found there, with what the ledger recorded.
+outside (``services.reconcile``); a stopped job's deltas on PostgreSQL layers
+are not released (``services.jobs.release_stopped_deltas``). Their started
+deltas would all read ``error``, yet those on PostgreSQL layers may be
+committed in their database already (the data commit comes just before the
+job's results are stored). Each such delta is recorded in the database's
+ledger in the data transaction (``qfjobs.geodata.deltas_ledger``), so when the
+job is failed or stopped, :func:`settle_from_ledgers` reads the ledgers and
+marks ``applied`` the deltas found there, with what the ledger recorded.
 
 The databases are found through the project's current QGIS project file and
 the worker's PostgreSQL settings (service file, allowed hosts, timeout), as the
@@ -15,7 +16,10 @@ job found them. Bounded: one connection per database with the configured
 timeout and one query per database. A database that cannot be reached, a layer
 no longer in the project file, or a database without ledger leave their deltas
 to be failed as before (``error``): applying them again stays safe where a
-ledger exists, as it skips the deltas it holds.
+ledger exists, as it skips the deltas it holds. A stop is settled right after
+the work horse was ended: a commit the horse had sent but the database had not
+yet carried out when its ledger was read is missed, and its deltas read
+``error`` although applied (applying them again writes nothing twice).
 """
 
 import logging
@@ -42,7 +46,7 @@ from qfjobs.geodata.deltas_ledger import (
 )
 from qfjobs.geodata.deltas_results import DeltaOutcome
 from qfjobs.geodata.deltas_results import DeltaStatus as OutcomeStatus
-from qfjobs.models import Delta, DeltaStatus, Job, JobStatus, JobType, ProjectFile
+from qfjobs.models import Delta, DeltaStatus, Job, JobType, ProjectFile
 from qfjobs.models.timestamps import utcnow
 from qfjobs.qgis.datasource import parse_datasource
 from qfjobs.qgis.maplayers import read_map_layers
@@ -73,9 +77,10 @@ def pg_options(config: Mapping[str, Any]) -> PgOptions:
 def settle_from_ledgers(session: Session, job: Job) -> int:
     """Mark ``applied`` the started deltas of ``job`` its databases hold.
 
-    Call it before the job is failed, in the session that fails it; the
-    changes are left for that transaction to commit. Returns how many deltas
-    were marked. Never raises for an unreachable or unreadable database.
+    Call it in the transaction that fails or stops the job, before its other
+    started deltas become ``error``; that transaction commits the changes.
+    Returns how many deltas were marked. Never raises for an unreachable or
+    unreadable database.
     """
     if job.type != JobType.DELTA_APPLY:
         return 0
@@ -210,13 +215,10 @@ def _mark_applied(
     if not entries:
         return 0
 
-    still_started = select(Job.id).where(
-        Job.id == job_id, Job.status == JobStatus.STARTED
-    )
     rows = session.scalars(
         select(Delta).where(
             Delta.id.in_([uuid.UUID(key) for key in entries]),
-            Delta.job_id.in_(still_started),
+            Delta.job_id == job_id,
             Delta.last_status == DeltaStatus.STARTED,
         )
     ).all()

@@ -30,6 +30,7 @@ from qfjobs.models import ACTIVE_STATUSES, Job, JobStatus, JobType, Project, Use
 from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import FINAL_STATUSES
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services import delta_ledger
 from qfjobs.services import queue as rq_queue
 from qfjobs.tasks import joblog
 
@@ -254,7 +255,8 @@ def release_stopped_deltas(session: Session, job_id: uuid.UUID) -> int:
 
     Its file edits were made on private copies and are dropped, so nothing of
     them was written. Deltas on PostgreSQL layers are the exception: the job
-    may have been stopped after committing there, so they become ``error``
+    may have been stopped after committing there: those its database's ledger
+    holds become ``applied`` (``services.delta_ledger``), the others ``error``
     for someone to check. Returns how many went back to pending.
     """
     project_details = session.scalar(
@@ -286,6 +288,9 @@ def release_stopped_deltas(session: Session, job_id: uuid.UUID) -> int:
             )
             .execution_options(synchronize_session=False)
         )
+    job = session.get(Job, job_id)
+    if job is not None:
+        delta_ledger.settle_from_ledgers(session, job)
     fail_started_deltas(
         session,
         job_id,

@@ -20,7 +20,7 @@ stored project files are untouched: a job killed at any point leaves every
 stored file as it was before the job. When it fails, its started deltas
 become ``error`` (``services.jobs.fail_started_deltas``); when it is stopped
 they go back to pending (``services.jobs.release_stopped_deltas``), but for
-those on PostgreSQL layers, which become ``error``.
+those on PostgreSQL layers (see below).
 
 PostgreSQL layers are edited in place, and their database commits before the
 job's results reach the SQL store. Every delta written there is recorded, in
@@ -30,22 +30,24 @@ the same data transaction, in that database's ledger
 * a job failing in its worker after that commit marks those deltas
   ``applied`` with their outcome, the others ``error``;
 * a job whose worker is lost (killed, or far past its timeout) is failed by
-  the reconciler, which first marks ``applied`` the deltas the ledgers hold
-  (``services.delta_ledger``);
+  the reconciler, and a stopped job is marked ``stopped``; either way the
+  deltas the ledgers hold are marked ``applied`` (``services.delta_ledger``),
+  the job's other started deltas on PostgreSQL layers ``error``;
 * a delta already in the ledger is not written again: it is reported
   ``applied`` as recorded, so deltas set back to pending and applied again
   write every change once.
 
-Remaining limits: a stopped job does not read the ledger, so its deltas on
-PostgreSQL layers read ``error`` even when committed (applying them again is
-safe). A role that can neither create nor write ``qfjobs.applied_deltas``
-works without ledger, as before, and the job says so (feedback
-``data_notes`` and its log): there a worker lost between the two commits
-leaves deltas ``error`` though applied, and applying them again writes
-creates twice. The ledgers are read from the project's current project file;
-a database it no longer names, or one that cannot be reached then, leaves
-its deltas ``error``. The data stores of one job (several databases, or a
-database and files) are not committed together.
+Remaining limits: a stop reads the ledgers right after the work horse was
+ended, so a commit the horse had sent but the database had not yet carried
+out is missed: those deltas read ``error`` though applied (applying them
+again is safe). A role that can neither create nor write
+``qfjobs.applied_deltas`` works without ledger, as before, and the job says
+so (feedback ``data_notes`` and its log): there a worker lost or a job
+stopped between the two commits leaves deltas ``error`` though applied, and
+applying them again writes creates twice. The ledgers are read from the
+project's current project file: a database it no longer names, or one that
+cannot be reached then, leaves its deltas ``error``. The data stores of one
+job (several databases, or a database and files) are not committed together.
 """
 
 import logging
