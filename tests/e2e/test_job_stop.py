@@ -1,6 +1,5 @@
 """A running job stopped on request keeps the lines its killed horse wrote."""
 
-import time
 import uuid
 from pathlib import Path
 
@@ -8,23 +7,11 @@ import pytest
 from flask import Flask
 
 from tests.e2e.stack import live_stack
-from tests.e2e.test_worker_death import login_new_user, wait_status
+from tests.e2e.test_worker_death import login_new_user, wait_spooled, wait_status
 from tests.helpers import postgres_layer_project
 from tests.silent import silent_server
 
 pytestmark = pytest.mark.slow
-
-
-def wait_spooled(tmp: Path, job_id: str, seconds: float = 30) -> str:
-    """The run's spooled lines, once it has written its first ones."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for spool in tmp.glob(f"qfjobs-{job_id}-*/output.log"):
-            text = spool.read_text()
-            if text:
-                return text
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} spooled nothing in {tmp}")
 
 
 def test_stopped_running_job_keeps_its_lines_and_ends_with_the_stop(

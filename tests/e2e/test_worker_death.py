@@ -65,6 +65,18 @@ def wait_status(
     raise AssertionError(f"job {job_id} never reached {wanted}: {job['status']}")
 
 
+def wait_spooled(tmp: Path, job_id: str, seconds: float = 30) -> str:
+    """The run's spooled lines, once it has written its first ones."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for spool in tmp.glob(f"qfjobs-{job_id}-*/output.log"):
+            text = spool.read_text()
+            if text:
+                return text
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} spooled nothing in {tmp}")
+
+
 def horse_of(worker: subprocess.Popen[bytes]) -> int:
     children = (
         Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
@@ -88,7 +100,9 @@ def wait_attempt(
 def test_killed_work_horse_runs_the_job_once_more_then_fails_it(
     app: Flask, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    slow = {"QFJOBS_PG_TIMEOUT": "60"}
+    jobs_tmp = tmp_path / "tmp"
+    jobs_tmp.mkdir()
+    slow = {"QFJOBS_PG_TIMEOUT": "60", "TMPDIR": str(jobs_tmp)}
     with (
         silent_server() as port,
         live_stack(database_url, redis_url, tmp_path, env_overrides=slow) as stack,
@@ -96,12 +110,23 @@ def test_killed_work_horse_runs_the_job_once_more_then_fails_it(
         worker = stack.workers[0]
         http, job_id = start_slow_job(stack, port)
 
+        wait_spooled(jobs_tmp, job_id)
         os.kill(horse_of(worker), signal.SIGKILL)
         second = wait_attempt(http, stack, job_id, 2)
+        wait_spooled(jobs_tmp, job_id)
         os.kill(horse_of(worker), signal.SIGKILL)
         job = wait_status(http, stack, job_id, {"failed"}, seconds=20)
 
     assert "(killed by signal 9); running it again (attempt 2 of 2)" in second["output"]
+    # Each killed run's spooled lines come before the note on its death, and
+    # its working folder is gone.
+    lines = job["output"].splitlines()
+    assert all(line.startswith(f"{job_id} ") for line in lines), job["output"]
+    runs = [i for i, line in enumerate(lines) if "process_projectfile job of" in line]
+    deaths = [i for i, line in enumerate(lines) if "killed by signal 9" in line]
+    assert len(runs) == len(deaths) == 2, job["output"]
+    assert runs[0] < deaths[0] < runs[1] < deaths[1] == len(lines) - 1
+    assert list(jobs_tmp.glob(f"qfjobs-{uuid.UUID(job_id)}-*")) == []
     assert job["feedback"]["error_type"] == "WORKER_DIED"
     assert "killed by signal 9" in job["feedback"]["error"]
     assert "(attempt 2 of 2)" in job["feedback"]["error"]

@@ -168,17 +168,21 @@ def _worker_is_gone(
     return now.timestamp() - float(first_miss) >= heartbeat_ttl
 
 
-def handle_lost_worker(session: Session, job: Job, message: str) -> bool | None:
+def handle_lost_worker(
+    session: Session, job: Job, message: str, spooled: str = ""
+) -> bool | None:
     """Put a started job whose worker was lost back to ``pending``, or fail it.
 
     It runs again (``True``) when its type allows and it has had fewer than
     :data:`MAX_ATTEMPTS` runs; its ``output`` says why, and ``attempts`` counts
     the runs. Otherwise it fails (``False``). ``None``: the job was no longer
-    started. The caller queues the project's next job.
+    started. The caller queues the project's next job. ``spooled``: the log
+    lines the lost run wrote, where they could be read; they go in ``output``
+    before the note.
     """
     if job.type in RETRIED_TYPES and job.attempts < MAX_ATTEMPTS:
         note = (
-            f"{job.id} {message}; running it again "
+            f"{spooled}{job.id} {message}; running it again "
             f"(attempt {job.attempts + 1} of {MAX_ATTEMPTS})\n"
         )
         if not job_service.set_status(
@@ -202,14 +206,19 @@ def handle_lost_worker(session: Session, job: Job, message: str) -> bool | None:
 
     if job.attempts > 1:
         message = f"{message} (attempt {job.attempts} of {MAX_ATTEMPTS})"
-    return False if fail_job(session, job, message, error_type="WORKER_DIED") else None
+    failed = fail_job(session, job, message, error_type="WORKER_DIED", spooled=spooled)
+    return False if failed else None
 
 
-def fail_job(session: Session, job: Job, message: str, *, error_type: str) -> bool:
+def fail_job(
+    session: Session, job: Job, message: str, *, error_type: str, spooled: str = ""
+) -> bool:
     """Fail an active job from outside its work horse.
 
     A ``delta_apply`` job's deltas that its databases committed are marked
-    ``applied`` in the same transaction, the others ``error``.
+    ``applied`` in the same transaction, the others ``error``. ``spooled``
+    goes in ``output`` before the failure line, as in
+    :func:`handle_lost_worker`.
     """
     if job.status == JobStatus.STARTED:
         settle_from_ledgers(session, job)
@@ -223,7 +232,7 @@ def fail_job(session: Session, job: Job, message: str, *, error_type: str) -> bo
         JobStatus.FAILED,
         expect=(JobStatus.QUEUED, JobStatus.STARTED),
         finished_at=utcnow(),
-        output=(job.output or "") + f"{job.id} {message}\n",
+        output=(job.output or "") + f"{spooled}{job.id} {message}\n",
         feedback=feedback.to_dict(),
     )
     if failed:

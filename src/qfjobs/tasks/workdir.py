@@ -3,14 +3,16 @@
 The work horse creates the folder in the system temporary directory with a
 name starting with the job id (``qfjobs-<job id>-``), and spools every log
 line of the job into ``output.log`` in it as the line is written. A horse
-ended by a stop request (RQ kills it with SIGKILL) cannot write its output
-to the store; the worker that ended it finds the folder by the job id, reads
-the spooled lines for the job's ``output`` and removes the folder.
+ended by a stop request (RQ kills it with SIGKILL) or that died cannot write
+its output to the store; the worker that saw it end finds the folder by the
+job id, reads the spooled lines for the job's ``output`` and removes the
+folder.
 
 Known limitation: this works only where the folder is visible, i.e. for the
 worker on the machine that ran the horse. A stop marked by the API because
-no worker held the job, or a job failed by the reconciler on another
-machine, keeps none of the run's lines.
+no worker held the job, or a job failed by the reconciler (its worker gone
+with the horse, or on another machine), keeps none of the run's lines, and
+such a run's folder stays in the temporary directory.
 """
 
 import logging

@@ -22,6 +22,8 @@ from qfjobs.extensions import get_db
 from qfjobs.models import Job
 from qfjobs.services import jobs as job_service
 from qfjobs.services.reconcile import handle_lost_worker, reconcile
+from qfjobs.tasks import joblog
+from qfjobs.tasks import workdir as job_workdir
 from qfjobs.tasks.context import set_app
 
 # Imported here, in the worker, so that every forked work horse starts with the
@@ -62,11 +64,16 @@ class HorseDeathHandler:
     def __call__(
         self, rq_job: RQJob, _pid: int, ret_val: int, _rusage: struct_rusage
     ) -> None:
+        job_id = uuid.UUID(rq_job.id)
+        # The dead run's folder is on this machine: its spooled lines go in
+        # the output, and it goes before a retry can make a folder of its own.
+        spooled = job_workdir.read_spooled(job_id, joblog.MAX_OUTPUT_CHARS)
+        job_workdir.remove_leftovers(job_id)
         with self.app.app_context(), get_db(self.app).new_session() as session:
-            job = session.get(Job, uuid.UUID(rq_job.id))
+            job = session.get(Job, job_id)
             if job is None:
                 return
-            handle_lost_worker(session, job, horse_death_message(ret_val))
+            handle_lost_worker(session, job, horse_death_message(ret_val), spooled)
 
 
 class InProcessWorker(SimpleWorker):
