@@ -7,8 +7,7 @@ import pytest
 from flask import Flask
 
 from tests.e2e.stack import live_stack
-from tests.e2e.test_worker_death import login_new_user, wait_spooled, wait_status
-from tests.helpers import postgres_layer_project
+from tests.e2e.test_worker_death import start_slow_job, wait_spooled, wait_status
 from tests.silent import silent_server
 
 pytestmark = pytest.mark.slow
@@ -24,16 +23,9 @@ def test_stopped_running_job_keeps_its_lines_and_ends_with_the_stop(
         silent_server() as port,
         live_stack(database_url, redis_url, tmp_path, env_overrides=env) as stack,
     ):
-        http = login_new_user(stack)
+        http, job_id = start_slow_job(stack, port)
         base = stack.base_url
-        pid = http.post(f"{base}projects/", data={"name": "slow"}).json()["id"]
-        slow_project = postgres_layer_project("127.0.0.1", port)
-        upload = {"file": ("project.qgs", slow_project)}
-        assert http.post(f"{base}files/{pid}/project.qgs/", files=upload).ok
-        job_id = http.get(f"{base}jobs/", params={"project_id": pid}).json()["results"][
-            0
-        ]["id"]
-        wait_status(http, stack, job_id, {"started"})
+        pid = http.get(f"{base}jobs/{job_id}/").json()["project_id"]
         spooled = wait_spooled(jobs_tmp, job_id)
 
         response = http.post(f"{base}jobs/{job_id}/stop/")
