@@ -33,25 +33,6 @@ def readable_by(reader_id: int | BindParameter[int]) -> ColumnElement[bool]:
     return Project.__table__.c.owner_id == reader_id
 
 
-def readable_jobs_clause(user: Reader) -> ColumnElement[bool]:
-    """SQL condition selecting the jobs ``user`` may read.
-
-    A subquery rather than a join: SQLite evaluates it once.
-    """
-    return Job.project_id.in_(select(Project.id).where(readable_projects_clause(user)))
-
-
-def is_project_readable(session: Session, user: Reader, project_id: uuid.UUID) -> bool:
-    return (
-        session.scalar(
-            select(Project.id).where(
-                Project.id == project_id, readable_projects_clause(user)
-            )
-        )
-        is not None
-    )
-
-
 def get_project(session: Session, user: Reader, project_id: uuid.UUID) -> Project:
     project = session.scalar(
         select(Project).where(Project.id == project_id, readable_projects_clause(user))
