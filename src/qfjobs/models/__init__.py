@@ -3,6 +3,7 @@
 from qfjobs.models.delta import Delta, Deltafile, DeltaStatus
 from qfjobs.models.job import ACTIVE_STATUSES, Job, JobStatus, JobType
 from qfjobs.models.job_count import JobCount
+from qfjobs.models.job_version import JobVersion
 from qfjobs.models.project import Project, ProjectFile
 from qfjobs.models.user import AuthToken, User
 
@@ -16,6 +17,7 @@ __all__ = [
     "JobCount",
     "JobStatus",
     "JobType",
+    "JobVersion",
     "Project",
     "ProjectFile",
     "User",

@@ -8,7 +8,7 @@ resource the user may not see answers exactly like one that does not exist
 import uuid
 from typing import Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import ObjectNotFoundError
@@ -27,9 +27,9 @@ def readable_projects_clause(user: Reader) -> ColumnElement[bool]:
     return readable_by(user.id)
 
 
-def readable_by(reader_id: int | BindParameter[int]) -> ColumnElement[bool]:
-    """The one read rule; with a bound parameter, statements using it can be built
-    once and cached."""
+def readable_by(reader_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """The one read rule; with a bound parameter (or a column of the enclosing
+    query), statements using it can be built once and cached."""
     return Project.__table__.c.owner_id == reader_id
 
 

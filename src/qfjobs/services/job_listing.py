@@ -23,14 +23,23 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from qfjobs.errors import ObjectNotFoundError
-from qfjobs.models import Job, JobCount, JobStatus, JobType, Project, User
+from qfjobs.models import (
+    Job,
+    JobCount,
+    JobStatus,
+    JobType,
+    JobVersion,
+    Project,
+    User,
+)
 from qfjobs.models.jsontext import TimestampText, UuidText
-from qfjobs.services import access
+from qfjobs.services import access, users
 
 _JOBS = Job.__table__.c
 _COUNTS = JobCount.__table__.c
 _PROJECTS = Project.__table__.c
 _USERS = User.__table__.c
+_VERSIONS = JobVersion.__table__.c
 
 #: What a job list shows of each job, named as in the API and as JSON text: no
 #: output or feedback, the creator's name.
@@ -174,3 +183,54 @@ def list_jobs(
 
     summaries = [dict(zip(names, row[:-1], strict=True)) for row in rows]
     return summaries, int(total)
+
+
+def _jobs_version(reader_id: Any) -> Select[Any]:
+    """A project's job version, as a row only when the reader may read it."""
+    return (
+        select(func.coalesce(_VERSIONS.version, 0))
+        .outerjoin_from(
+            Project.__table__,
+            JobVersion.__table__,
+            _VERSIONS.project_id == _PROJECTS.id,
+        )
+        .where(
+            _PROJECTS.id == bindparam("project_id", type_=_PROJECTS.id.type),
+            access.readable_by(reader_id),
+        )
+    )
+
+
+_VERSION_STATEMENT = _jobs_version(bindparam("reader_id"))
+#: The token check and the version of its user's project, in one query.
+_IDENTITY_AND_VERSION = users.token_statement(
+    _jobs_version(_USERS.id).scalar_subquery().label("jobs_version")
+)
+
+
+def jobs_version(
+    connection: Session | Connection, reader: access.Reader, project_id: uuid.UUID
+) -> int | None:
+    """The version of the project's jobs (see :class:`~qfjobs.models.JobVersion`).
+
+    None when the reader may not read the project, or there is no such project.
+    """
+    version: int | None = connection.execute(
+        _VERSION_STATEMENT, {"project_id": project_id, "reader_id": reader.id}
+    ).scalar()
+    return version
+
+
+def identity_and_jobs_version(
+    connection: Session | Connection, token: str, project_id: uuid.UUID
+) -> tuple[users.Identity | None, int | None]:
+    """:func:`~qfjobs.services.users.identity_for_token` and :func:`jobs_version`
+    of that identity, for the price of one query."""
+    found = connection.execute(
+        _IDENTITY_AND_VERSION, {**users.token_params(token), "project_id": project_id}
+    ).first()
+    identity = users.identity_from_row(connection, found)
+    if identity is None or found is None:
+        return None, None
+    version: int | None = found.jobs_version
+    return identity, version

@@ -5,8 +5,9 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Row, Select, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -128,11 +129,31 @@ _IDENTITY_FOR_TOKEN = (
 )
 
 
+def token_statement(*columns: Any) -> Select[Any]:
+    """The token check with more columns, to read more in the same query.
+
+    Run it with :func:`token_params`; give its row to :func:`identity_from_row`.
+    """
+    return _IDENTITY_FOR_TOKEN.add_columns(*columns)
+
+
+def token_params(token: str) -> dict[str, str]:
+    return {"key_hash": _token_hash(token)}
+
+
 def identity_for_token(connection: Session | Connection, token: str) -> Identity | None:
     """Who a valid, unexpired token belongs to, else None."""
-    found = connection.execute(
-        _IDENTITY_FOR_TOKEN, {"key_hash": _token_hash(token)}
-    ).first()
+    found = connection.execute(_IDENTITY_FOR_TOKEN, token_params(token)).first()
+    return identity_from_row(connection, found)
+
+
+def identity_from_row(
+    connection: Session | Connection, found: Row[*tuple[Any, ...]] | None
+) -> Identity | None:
+    """The identity in a token statement's row, if the token is still valid.
+
+    Writes the token's ``last_used_at`` when it is due.
+    """
     now = utcnow()
     if found is None or found.expires_at <= now:
         return None
