@@ -62,6 +62,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QFJOBS_PG_ALLOWED_HOSTS": _host_list(
             env.get("QFJOBS_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1")
         ),
+        "QFJOBS_ANSWER_CACHE_BYTES": _int_env(
+            env, "QFJOBS_ANSWER_CACHE_BYTES", 16 * 1024**2
+        ),
         "MAX_CONTENT_LENGTH": _int_env(env, "QFJOBS_MAX_UPLOAD_SIZE", 1024**3),
         # flask-smorest / OpenAPI
         "API_TITLE": "qfjobs",

@@ -6,6 +6,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, NotFound
 
 from qfjobs.api import (
+    answer_cache,
     auth,
     deltas,
     files,
@@ -33,6 +34,7 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(packages.blp, url_prefix=f"{PREFIX}/{packages.URL}")
     app.register_blueprint(swagger_assets.blp)
     app.before_request(require_authentication)
+    answer_cache.init_app(app)
 
     @app.errorhandler(QfjobsError)
     def handle_qfjobs_error(error: QfjobsError) -> tuple[Response, int]:

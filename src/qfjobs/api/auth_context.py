@@ -7,8 +7,9 @@
 
 import uuid
 from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from qfjobs.api.base import parse_uuid
@@ -31,10 +32,21 @@ def current_identity() -> users.Identity:
     cached: users.Identity | None = g.get("qfjobs_identity")
     if cached is not None:
         return cached
+    return accept_identity(
+        users.identity_for_token(get_db().request_connection(), required_token())
+    )
+
+
+def required_token() -> str:
+    """The request's token; 401 without one."""
     token = request_token()
     if token is None:
         raise NotAuthenticatedError()
-    identity = users.identity_for_token(get_db().request_connection(), token)
+    return token
+
+
+def accept_identity(identity: users.Identity | None) -> users.Identity:
+    """Take a token check's result as the caller's identity; 401 for None."""
     if identity is None:
         raise AuthenticationFailedError("Invalid or expired token")
     g.qfjobs_identity = identity
@@ -73,11 +85,35 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 
 
+ViewFunction = TypeVar("ViewFunction", bound=Callable[..., Any])
+
+
+def checks_token_itself(view: ViewFunction) -> ViewFunction:
+    """Mark a view method that authenticates the caller itself.
+
+    :func:`require_authentication` then leaves the token to the view, which
+    may check it together with what it reads first (one query instead of
+    two). The view must authenticate on every path before anything else, and
+    its route may have no ``project_id`` or ``job_id`` in its path.
+    """
+    view.qfjobs_checks_token_itself = True  # type: ignore[attr-defined]
+    return view
+
+
+def _checks_token_itself() -> bool:
+    if any(name in (request.view_args or {}) for name in PATH_RESOURCES):
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    method = getattr(getattr(view, "view_class", None), request.method.lower(), None)
+    return getattr(method, "qfjobs_checks_token_itself", False) is True
+
+
 def require_authentication() -> None:
     """``before_request`` hook: authenticate and authorize before parsing.
 
     Secure by default: a route added later needs a token unless its endpoint
-    is listed in :data:`PUBLIC_ENDPOINTS`, and any ``project_id`` or
+    is listed in :data:`PUBLIC_ENDPOINTS` (or its view checks the token first
+    itself, see :func:`checks_token_itself`), and any ``project_id`` or
     ``job_id`` in its path must name a resource the user may read (the one
     check per kind in :mod:`qfjobs.services.access`), else 404. Anonymous
     callers get 401 and other users 404 whatever the body holds, never a
@@ -88,7 +124,7 @@ def require_authentication() -> None:
         return
     if not request.path.startswith(API_PREFIX):
         return
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or _checks_token_itself():
         return
     identity = current_identity()
     view_args = request.view_args or {}

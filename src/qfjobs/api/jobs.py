@@ -7,6 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from qfjobs.api import pagination
+from qfjobs.api.answer_cache import kept_by_job_version
 from qfjobs.api.auth_context import current_identity, current_user
 from qfjobs.api.base import Blueprint, parse_uuid
 from qfjobs.extensions import get_db, get_queue, get_redis, get_session
@@ -68,6 +69,7 @@ class NewJobArgs(Schema):
 
 @blp.route("/")
 class Jobs(MethodView):
+    @kept_by_job_version
     # An instance, not the class: webargs would build a schema per request.
     @blp.arguments(JobListArgs(), location="query")
     @blp.response(200, JobPageSchema)
