@@ -12,6 +12,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
+from qfjobs.read_connections import ReadConnections
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -102,6 +104,7 @@ class Database:
         self.pid = os.getpid()
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.session = scoped_session(self.session_factory)
+        self.read_connections = ReadConnections(self._read_connection)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["qfjobs.db"] = self
@@ -121,32 +124,36 @@ class Database:
         def remove_session(_exc: BaseException | None) -> None:
             connection = g.pop("qfjobs_read_connection", None)
             if connection is not None:
-                connection.close()
+                self.read_connections.give_back(connection)
             self.session.remove()
 
     def request_connection(self) -> "Session | Connection":
         """Where the current request runs its plain (Core) SQL statements.
 
         GET and HEAD requests get a Core connection of their own, cheaper than
-        a session for the hot reads (the token check, job lists), closed when
-        the request ends. Any other request gets its session: on SQLite a
-        second connection would wait on the session's write lock, or hold its
-        own. Both execute statements and commit alike.
+        a session for the hot reads (the token check, job lists), handed on to
+        a later request when this one ends (:mod:`qfjobs.read_connections`).
+        Any other request gets its session: on SQLite a second connection
+        would wait on the session's write lock, or hold its own. Both execute
+        statements and commit alike.
         """
         if not _reads_only.get():
             return self.session()
         connection: Connection | None = g.get("qfjobs_read_connection")
         if connection is None:
-            # Each statement stands alone, without BEGIN and ROLLBACK (round
-            # trips on PostgreSQL): a list's total and page may see different
-            # moments, as a client paging through a list does anyway.
-            connection = self.engine.connect().execution_options(
-                **{NO_TRANSACTION: True}
-                if self.engine.dialect.name == "sqlite"
-                else {"isolation_level": "AUTOCOMMIT"}
-            )
+            connection = self.read_connections.take()
             g.qfjobs_read_connection = connection
         return connection
+
+    def _read_connection(self) -> Connection:
+        # Each statement stands alone, without BEGIN and ROLLBACK (round trips
+        # on PostgreSQL): a list's total and page may see different moments,
+        # as a client paging through a list does anyway.
+        return self.engine.connect().execution_options(
+            **{NO_TRANSACTION: True}
+            if self.engine.dialect.name == "sqlite"
+            else {"isolation_level": "AUTOCOMMIT"}
+        )
 
     def after_fork(self) -> None:
         """Drop pooled connections inherited from a parent process.
@@ -169,5 +176,6 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        self.read_connections.close()
         self.session.remove()
         self.engine.dispose()

@@ -1,0 +1,83 @@
+"""Read connections handed from one GET request to the next."""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from qfjobs import read_connections
+from qfjobs.extensions import get_db
+from qfjobs.read_connections import ReadConnections
+
+
+@pytest.fixture
+def connections(app: Flask) -> Iterator[ReadConnections]:
+    db = get_db(app)
+    store = ReadConnections(db.engine.connect)
+    yield store
+    store.close()
+
+
+def test_requests_reuse_one_connection(app: Flask, client: FlaskClient, make_user):
+    seen: set[int] = set()
+
+    @app.after_request
+    def note(response):  # type: ignore[no-untyped-def]
+        connection = get_db().request_connection()
+        seen.add(id(connection))
+        return response
+
+    alice = make_user("alice")
+    seen.clear()
+    for _ in range(5):
+        assert client.get("/api/v1/projects/", headers=alice["headers"]).status_code
+    assert len(seen) == 1
+
+
+def test_a_given_back_connection_is_taken_again(connections) -> None:
+    first = connections.take()
+    connections.give_back(first)
+    assert connections.take() is first
+
+
+def test_an_invalidated_connection_is_closed_not_kept(connections) -> None:
+    first = connections.take()
+    first.invalidate()
+    connections.give_back(first)
+    second = connections.take()
+    assert second is not first and first.closed
+    assert second.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_idle_connections_go_back_to_the_pool(connections, monkeypatch) -> None:
+    first = connections.take()
+    connections.give_back(first)
+    monkeypatch.setattr(read_connections, "MAX_IDLE_SECONDS", -1.0)
+    second = connections.take()
+    assert second is not first and first.closed
+
+
+def test_only_a_few_are_kept(connections) -> None:
+    taken = [connections.take() for _ in range(read_connections.MAX_KEPT + 2)]
+    for connection in taken:
+        connections.give_back(connection)
+    assert sum(c.closed for c in taken) == 2
+
+
+def test_a_forked_child_leaves_its_parents_connections_alone(connections) -> None:
+    parent = connections.take()
+    connections.give_back(parent)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # The child: report whether it was handed the parent's.
+        child: Connection = connections.take()
+        os.write(write, b"same" if child is parent else b"new")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"new"
+    assert connections.take() is parent
+    assert parent.execute(text("SELECT 1")).scalar() == 1
