@@ -4,11 +4,12 @@ from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from qfjobs.extensions import get_db
 from qfjobs.models import AuthToken, User
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services import users
 
 
 def test_login_with_form_body_returns_token(client: FlaskClient, make_user) -> None:
@@ -131,3 +132,31 @@ def test_status_needs_no_token(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.json["database"] == "ok"
     assert response.json["redis"] == "ok"
+
+
+def test_token_use_is_recorded_at_most_every_few_minutes(
+    app: Flask, client: FlaskClient, make_user
+) -> None:
+    user = make_user("alice")
+
+    def last_used() -> object:
+        with get_db(app).new_session() as session:
+            return session.scalar(select(AuthToken.last_used_at))
+
+    def set_last_used(value: object) -> None:
+        with get_db(app).new_session() as session:
+            session.execute(update(AuthToken).values(last_used_at=value))
+            session.commit()
+
+    for path in ("/api/v1/auth/user/", "/api/v1/jobs/"):
+        set_last_used(None)
+        assert client.get(path, headers=user["headers"]).status_code == 200
+        first = last_used()
+        assert first is not None
+        assert client.get(path, headers=user["headers"]).status_code == 200
+        assert last_used() == first
+
+        long_ago = utcnow() - users.TOKEN_TOUCH_INTERVAL - timedelta(seconds=1)
+        set_last_used(long_ago)
+        assert client.get(path, headers=user["headers"]).status_code == 200
+        assert last_used() > long_ago

@@ -226,9 +226,9 @@ def identity_and_jobs_version(
 ) -> tuple[users.Identity | None, int | None]:
     """:func:`~qfjobs.services.users.identity_for_token` and :func:`jobs_version`
     of that identity, for the price of one query."""
-    found = connection.execute(
-        _IDENTITY_AND_VERSION, {**users.token_params(token), "project_id": project_id}
-    ).first()
+    found = _IDENTITY_AND_VERSION.first(
+        connection, {**users.token_params(token), "project_id": project_id}
+    )
     identity = users.identity_from_row(connection, found)
     if identity is None or found is None:
         return None, None

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from qfjobs.driver_statements import DriverStatement
 from qfjobs.errors import (
     AuthenticationFailedError,
     UserAlreadyExistsError,
@@ -114,59 +115,72 @@ class Identity:
 
 _TOKENS = AuthToken.__table__.c
 _USERS = User.__table__.c
-#: Built once: the token check runs on every request.
+_TIMESTAMP = _TOKENS.expires_at.type
+#: Built once: the token check runs on every request. Expiry and the touch
+#: are decided in SQL, so that the row holds no timestamps to convert.
 _IDENTITY_FOR_TOKEN = (
     select(
         _TOKENS.id,
-        _TOKENS.expires_at,
-        _TOKENS.last_used_at,
         _USERS.id.label("user_id"),
         _USERS.username,
         _USERS.is_superuser,
+        or_(
+            _TOKENS.last_used_at.is_(None),
+            _TOKENS.last_used_at < bindparam("touch_before", type_=_TIMESTAMP),
+        ).label("needs_touch"),
     )
     .join_from(AuthToken.__table__, User.__table__, _TOKENS.user_id == _USERS.id)
-    .where(_TOKENS.key_hash == bindparam("key_hash"))
+    .where(
+        _TOKENS.key_hash == bindparam("key_hash"),
+        _TOKENS.expires_at > bindparam("now", type_=_TIMESTAMP),
+    )
 )
+_TOKEN_CHECK = DriverStatement(_IDENTITY_FOR_TOKEN)
 
 
-def token_statement(*columns: Any) -> Select[Any]:
+def token_statement(*columns: Any) -> DriverStatement:
     """The token check with more columns, to read more in the same query.
 
     Run it with :func:`token_params`; give its row to :func:`identity_from_row`.
     """
-    return _IDENTITY_FOR_TOKEN.add_columns(*columns)
+    return DriverStatement(_IDENTITY_FOR_TOKEN.add_columns(*columns))
 
 
-def token_params(token: str) -> dict[str, str]:
-    return {"key_hash": _token_hash(token)}
+def token_params(token: str) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "key_hash": _token_hash(token),
+        "now": now,
+        "touch_before": now - TOKEN_TOUCH_INTERVAL,
+    }
 
 
 def identity_for_token(connection: Session | Connection, token: str) -> Identity | None:
     """Who a valid, unexpired token belongs to, else None."""
-    found = connection.execute(_IDENTITY_FOR_TOKEN, token_params(token)).first()
-    return identity_from_row(connection, found)
+    return identity_from_row(
+        connection, _TOKEN_CHECK.first(connection, token_params(token))
+    )
 
 
-def identity_from_row(
-    connection: Session | Connection, found: Row[*tuple[Any, ...]] | None
-) -> Identity | None:
-    """The identity in a token statement's row, if the token is still valid.
+def identity_from_row(connection: Session | Connection, found: Any) -> Identity | None:
+    """The identity in a token statement's row (None: no valid token).
 
     Writes the token's ``last_used_at`` when it is due.
     """
-    now = utcnow()
-    if found is None or found.expires_at <= now:
+    if found is None:
         return None
 
-    if found.last_used_at is None or now - found.last_used_at > TOKEN_TOUCH_INTERVAL:
+    if found.needs_touch:
         # The read ends first so that the write opens a transaction of its own:
         # on SQLite a read transaction cannot always be upgraded to a write.
         connection.commit()
         connection.execute(
-            update(AuthToken).where(AuthToken.id == found.id).values(last_used_at=now)
+            update(AuthToken)
+            .where(AuthToken.id == found.id)
+            .values(last_used_at=utcnow())
         )
         connection.commit()
-    return Identity(found.user_id, found.username, found.is_superuser)
+    return Identity(found.user_id, found.username, bool(found.is_superuser))
 
 
 def user_for_token(session: Session, token: str) -> User | None:
