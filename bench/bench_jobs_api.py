@@ -8,7 +8,11 @@ It builds a throw-away store with one user, one project and 10,000 jobs, and
 serves it with ``gunicorn -w 2 wsgi:app``. Beside it, ``gunicorn -w 2`` serves
 ``bench/bare_app.py``, a bare Flask endpoint returning a JSON page of the same
 size. wrk (Debian's ``wrk``) loads each in turn from this machine, over
-loopback. Then one ``qfjobs worker`` runs, and the time from ``POST jobs/`` to
+loopback. The same request repeated is what polling clients send, and the
+API answers it from memory while the project's jobs are unchanged; a third
+``gunicorn -w 2 wsgi:app`` with ``QFJOBS_ANSWER_CACHE_BYTES=0`` shows what
+each list costs when it has to be read (as when the jobs keep changing).
+Then one ``qfjobs worker`` runs, and the time from ``POST jobs/`` to
 ``finished`` for ``process_projectfile`` on the delta test project is taken
 over 30 jobs (polled every 5 ms).
 """
@@ -200,7 +204,7 @@ def main() -> None:
         }
         token, project_id = seed(env)
 
-        api_port, bare_port = free_port(), free_port()
+        api_port, uncached_port, bare_port = free_port(), free_port(), free_port()
         one = client_page(env, token, project_id, tmp)
         env["BENCH_PAGE_FILE"] = str(one)
         processes = [
@@ -222,6 +226,18 @@ def main() -> None:
                     "-w",
                     "2",
                     "-b",
+                    f"127.0.0.1:{uncached_port}",
+                    "wsgi:app",
+                ],
+                {**env, "QFJOBS_ANSWER_CACHE_BYTES": "0"},
+                tmp / "uncached.log",
+            ),
+            start(
+                [
+                    str(BIN / "gunicorn"),
+                    "-w",
+                    "2",
+                    "-b",
                     f"127.0.0.1:{bare_port}",
                     "--chdir",
                     str(REPO / "bench"),
@@ -233,11 +249,15 @@ def main() -> None:
         ]
         try:
             api = f"http://127.0.0.1:{api_port}"
-            list_url = f"{api}/api/v1/jobs/?project_id={project_id}&limit=20&offset=0"
-            wait_http(list_url, {"Authorization": f"Token {token}"})
+            query = f"/api/v1/jobs/?project_id={project_id}&limit=20&offset=0"
+            list_url = f"{api}{query}"
+            uncached_url = f"http://127.0.0.1:{uncached_port}{query}"
+            for url in (list_url, uncached_url):
+                wait_http(url, {"Authorization": f"Token {token}"})
             wait_http(f"http://127.0.0.1:{bare_port}/page/")
             api_rps = wrk(list_url, token, args.seconds)
             bare_rps = wrk(f"http://127.0.0.1:{bare_port}/page/", None, args.seconds)
+            uncached_rps = wrk(uncached_url, token, args.seconds)
 
             processes.append(
                 start([str(BIN / "qfjobs"), "worker"], env, tmp / "worker.log")
@@ -256,6 +276,8 @@ def main() -> None:
         "jobs_list_rps": round(api_rps, 1),
         "bare_flask_rps": round(bare_rps, 1),
         "ratio": round(api_rps / bare_rps, 3),
+        "jobs_list_uncached_rps": round(uncached_rps, 1),
+        "uncached_ratio": round(uncached_rps / bare_rps, 3),
         "round_trip_median_ms": round(statistics.median(durations) * 1000, 1),
         "round_trip_p90_ms": round(statistics.quantiles(durations, n=10)[-1] * 1000, 1),
     }
