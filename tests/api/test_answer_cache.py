@@ -189,3 +189,15 @@ def test_the_least_recently_used_answers_go_first() -> None:
     assert all(cache.get((key,)) is not None for key in "acd")
     cache.put(("huge",), answer(10_000))
     assert cache.get(("huge",)) is None and len(cache) == 3
+
+
+def test_lists_naming_several_projects_are_not_kept(app: Flask, client, listed) -> None:
+    alice, pid = listed
+    other = new_project(client, alice, "other")
+    kept = len(cache_of(app))
+    response = client.get(
+        f"/api/v1/jobs/?project_id={pid}&project_id={other}",
+        headers=alice["headers"],
+    )
+    assert response.status_code == 200
+    assert len(cache_of(app)) == kept

@@ -47,6 +47,8 @@ from qfjobs.services import job_listing, users
 _URL_PARTS = (
     "wsgi.url_scheme",
     "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
     "SCRIPT_NAME",
     "PATH_INFO",
     "QUERY_STRING",
@@ -111,13 +113,14 @@ def init_app(app: Flask) -> None:
 
 
 def _requested_project() -> uuid.UUID | None:
-    raw = request.args.get("project_id")
-    if raw is None:
+    """The one ``project_id`` asked for, else None (the view then decides)."""
+    given = request.args.getlist("project_id")
+    if len(given) != 1:
         return None
     try:
-        return uuid.UUID(raw)
+        return uuid.UUID(given[0])
     except ValueError:
-        return None  # The view answers 400.
+        return None
 
 
 def kept_by_job_version(view: Callable[..., Any]) -> Callable[..., Any]:
