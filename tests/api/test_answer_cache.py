@@ -201,3 +201,39 @@ def test_lists_naming_several_projects_are_not_kept(app: Flask, client, listed) 
     )
     assert response.status_code == 200
     assert len(cache_of(app)) == kept
+
+
+def test_a_restored_backup_does_not_bring_back_kept_answers(
+    app: Flask, client, listed, tmp_path
+) -> None:
+    # The database goes back in time under a running API: the next change
+    # must not land on a version the API has kept an answer for.
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(app.config["QFJOBS_DATABASE_URL"])
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("restores a backup with SQLite's online backup API")
+    alice, pid = listed
+    live = sqlite3.connect(url.database)
+    backup = sqlite3.connect(tmp_path / "backup.sqlite3")
+    live.backup(backup)
+
+    def one_more_job(job_type: str) -> str:
+        response = client.post(
+            "/api/v1/jobs/",
+            data={"project_id": pid, "type": job_type, "force": 1},
+            headers=alice["headers"],
+        )
+        job_id: str = response.json["id"]
+        return job_id
+
+    gone = one_more_job("package")
+    assert get_list(client, alice, pid).json["results"][0]["id"] == gone
+    backup.backup(live)
+    live.close()
+    backup.close()
+
+    new = one_more_job("process_projectfile")
+    assert get_list(client, alice, pid).json["results"][0]["id"] == new

@@ -3,7 +3,7 @@
 Clients poll ``GET jobs/?project_id=...`` with the same query again and
 again. Each answer is kept with the project's job version
 (:class:`~qfjobs.models.JobVersion`), read *before* the page. The triggers
-raise that version with every change to the project's jobs, whoever makes
+renew that version with every change to the project's jobs, whoever makes
 it. While the version reads the same, the kept answer is the answer, and a
 request costs the token check and one primary-key read, not argument
 parsing, the page query, JSON and page links. An answer kept after a change
