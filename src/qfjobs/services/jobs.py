@@ -20,6 +20,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qfjobs.errors import (
     JobNotStoppableError,
@@ -121,32 +122,16 @@ def active_job(
     )
 
 
+_CLAIM_TRIES = 32
+
+
 def dispatch_next(session: Session, queue: Queue, project_id: uuid.UUID) -> Job | None:
     """Queue the project's oldest pending job if none of its jobs is running."""
     lock_project(session, project_id)
-    running = session.scalar(
-        select(Job.id)
-        .where(
-            Job.project_id == project_id,
-            Job.status.in_((JobStatus.QUEUED, JobStatus.STARTED)),
-        )
-        .limit(1)
-    )
-    job = None
-    if running is None:
-        job = session.scalar(
-            select(Job)
-            .where(Job.project_id == project_id, Job.status == JobStatus.PENDING)
-            .order_by(Job.created_at, Job.id)
-            .limit(1)
-        )
-    if job is None:
-        session.commit()
-        return None
-
-    job.status = JobStatus.QUEUED
-    job.queued_at = utcnow()
+    job = _claim_next(session, project_id)
     session.commit()
+    if job is None:
+        return None
 
     try:
         rq_queue.enqueue(queue, job)
@@ -156,6 +141,54 @@ def dispatch_next(session: Session, queue: Queue, project_id: uuid.UUID) -> Job 
         set_status(session, job.id, JobStatus.PENDING, expect=(JobStatus.QUEUED,))
         return None
     return job
+
+
+def _claim_next(session: Session, project_id: uuid.UUID) -> Job | None:
+    """Move the oldest pending job to ``queued``, unless one is queued or started.
+
+    The move is a compare-and-set on ``pending``: a job stopped since it was
+    read (``mark_stopped`` does not take the project lock) is left stopped and
+    the next one is tried. A plain update here once brought stopped jobs back
+    to life on PostgreSQL.
+    """
+    running = session.scalar(
+        select(Job.id)
+        .where(
+            Job.project_id == project_id,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.STARTED)),
+        )
+        .limit(1)
+    )
+    if running is not None:
+        return None
+    # Each miss is a job that left pending for good while the project is
+    # locked (only a dispatcher, holding the lock, puts jobs back to pending).
+    for _ in range(_CLAIM_TRIES):
+        job = session.scalar(
+            select(Job)
+            .where(Job.project_id == project_id, Job.status == JobStatus.PENDING)
+            .order_by(Job.created_at, Job.id)
+            .limit(1)
+        )
+        if job is None:
+            return None
+        now = utcnow()
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == JobStatus.PENDING)
+            .values(status=JobStatus.QUEUED, queued_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount:  # type: ignore[attr-defined]
+            for name, value in (
+                ("status", JobStatus.QUEUED),
+                ("queued_at", now),
+                ("updated_at", now),
+            ):
+                set_committed_value(job, name, value)
+            return job
+        session.expire(job)
+    return None
 
 
 def set_status(
