@@ -93,6 +93,16 @@ def _check_queued(
     now: datetime,
     report: Report,
 ) -> None:
+    """Put a queued job back on the queue when RQ lost it or ended it.
+
+    Known gap: a work horse killed after RQ marked the job started but before
+    the job's row said so leaves RQ reporting ``started``, which is taken as
+    alive here. RQ itself finds the abandoned job about a minute later
+    (longer than the two heartbeat periods promised for started jobs), and
+    the next pass queues it again. Queuing it earlier would need the RQ
+    execution removed first, or RQ's own clean-up would later fail the job
+    under the same id while it runs again.
+    """
     if job.queued_at is not None and now - job.queued_at < QUEUE_GRACE:
         return
     try:
