@@ -1,18 +1,21 @@
 """The SQL store: engine, session factory and the declarative base."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, g, request
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from qfjobs.read_connections import ReadConnections
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -144,6 +147,29 @@ class Database:
             connection = self.read_connections.take()
             g.qfjobs_read_connection = connection
         return connection
+
+    def first_read(self, run: Callable[["Session | Connection"], T]) -> T:
+        """Run a request's first statements, surviving a kept connection's death.
+
+        A GET request's connection may have died while it waited between
+        requests (the server restarted, or ended idle sessions). If ``run``
+        finds it dead, the kept connections are all dropped and ``run`` goes
+        once more on a fresh one, checked by the pool. ``run`` must be safe to
+        repeat. Later statements of the request are not retried: by then the
+        connection has just proved alive.
+        """
+        connection = self.request_connection()
+        try:
+            return run(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated or (
+                g.get("qfjobs_read_connection") is not connection
+            ):
+                raise
+        g.pop("qfjobs_read_connection")
+        self.read_connections.give_back(connection)
+        self.read_connections.close()
+        return run(self.request_connection())
 
     def _read_connection(self) -> Connection:
         # Each statement stands alone, without BEGIN and ROLLBACK (round trips

@@ -11,9 +11,9 @@ They run without transactions (each statement stands alone), so a request
 leaves no state behind for the next one. A connection that SQLAlchemy has
 invalidated (the server went away) is closed instead of kept, and one that
 sat idle for longer than :data:`MAX_IDLE_SECONDS` goes back to the pool, so
-that the pool pings it before its next use. A connection that breaks while
-in steady use is found out by the statement that fails; only that request
-fails.
+that the pool pings it before its next use. One that died in between is
+found out by the request's token check, which then runs once more on a fresh
+connection (:meth:`qfjobs.db.Database.first_read`).
 
 A forked child does not reuse its parent's connections: they share sockets
 and file handles with the parent. It leaves them alone, unclosed.

@@ -1,6 +1,7 @@
 """Read connections handed from one GET request to the next."""
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -81,3 +82,20 @@ def test_a_forked_child_leaves_its_parents_connections_alone(connections) -> Non
     assert os.read(read, 8) == b"new"
     assert connections.take() is parent
     assert parent.execute(text("SELECT 1")).scalar() == 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/user/", "/api/v1/jobs/"])
+def test_a_kept_connection_that_died_costs_no_failed_request(
+    app: Flask, client: FlaskClient, make_user, path: str
+) -> None:
+    alice = make_user("alice")
+    query = {"project_id": str(uuid.uuid4())} if path.endswith("jobs/") else {}
+    assert client.get("/api/v1/auth/user/", headers=alice["headers"]).status_code
+    kept = get_db(app).read_connections.take()
+    get_db(app).read_connections.give_back(kept)
+    # As when the server restarts, or ends sessions that sat idle.
+    kept.connection.dbapi_connection.close()  # type: ignore[union-attr]
+
+    response = client.get(path, query_string=query, headers=alice["headers"])
+    assert response.status_code == (404 if query else 200), response.json
+    assert kept.closed

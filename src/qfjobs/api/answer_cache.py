@@ -147,8 +147,10 @@ def kept_by_job_version(view: Callable[..., Any]) -> Callable[..., Any]:
             current_identity()
             return view(*args, **kwargs)
 
-        identity, version = job_listing.identity_and_jobs_version(
-            get_db().request_connection(), token, project_id
+        identity, version = get_db().first_read(
+            lambda connection: job_listing.identity_and_jobs_version(
+                connection, token, project_id
+            )
         )
         accept_identity(identity)
         if kept is not None and kept.version == version:

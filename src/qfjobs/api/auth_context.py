@@ -32,8 +32,11 @@ def current_identity() -> users.Identity:
     cached: users.Identity | None = g.get("qfjobs_identity")
     if cached is not None:
         return cached
+    token = required_token()
     return accept_identity(
-        users.identity_for_token(get_db().request_connection(), required_token())
+        get_db().first_read(
+            lambda connection: users.identity_for_token(connection, token)
+        )
     )
 
 
