@@ -5,6 +5,7 @@ No fakes: a Redis server is started on a free loopback port unless
 ``QFJOBS_TEST_DATABASE_URL`` is set (each run in a schema of its own).
 """
 
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 from redis import Redis
@@ -90,3 +92,16 @@ def postgres_schema(base_url: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def empty_databases(tmp_path: Path) -> Iterator[list[str]]:
+    """URLs of an empty SQLite file and, when one is given, a fresh PostgreSQL
+    schema: for tests that migrate a store from an older revision."""
+    urls = [f"sqlite:///{tmp_path / 'old.sqlite3'}"]
+    base = os.environ.get("QFJOBS_TEST_DATABASE_URL")
+    if not base:
+        yield urls
+        return
+    with postgres_schema(base) as url:
+        yield [*urls, url]

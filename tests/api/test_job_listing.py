@@ -1,6 +1,5 @@
 """Job lists: totals from the trigger-kept tallies, and summaries as the schema."""
 
-import os
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from qfjobs.models.timestamps import utcnow
 from qfjobs.services import job_listing
 from qfjobs.services.users import Identity
 from tests.helpers import MINIMAL_QGS, job_list, new_project, upload
-from tests.services import postgres_schema
+from tests.services import empty_databases
 
 
 def tallies(app: Flask) -> dict[tuple[uuid.UUID, str], int]:
@@ -170,12 +169,7 @@ def test_summaries_are_what_the_schema_dumps(app: Flask, client, make_user) -> N
 
 
 def test_tallies_of_existing_jobs_are_filled_in(tmp_path: Path) -> None:
-    urls = [f"sqlite:///{tmp_path / 'old.sqlite3'}"]
-    base = os.environ.get("QFJOBS_TEST_DATABASE_URL")
-    schema = postgres_schema(base) if base else None
-    if schema is not None:
-        urls.append(schema.__enter__())
-    try:
+    with empty_databases(tmp_path) as urls:
         for url in urls:
             upgrade_database(url, "0002")
             engine = create_engine(url)
@@ -197,9 +191,6 @@ def test_tallies_of_existing_jobs_are_filled_in(tmp_path: Path) -> None:
                     select(JobCount.project_id, JobCount.type, JobCount.jobs)
                 ).all() == [(project_id, "package", 12)]
             engine.dispose()
-    finally:
-        if schema is not None:
-            schema.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("offset", [0, 3])

@@ -1,7 +1,6 @@
 """Job versions: every write to a project's jobs renews its version, on both
 databases, whoever writes (migration 0004's triggers)."""
 
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from qfjobs.migrations import upgrade_database
 from qfjobs.models import Job, JobStatus, JobType, JobVersion, Project, User
 from qfjobs.models.timestamps import utcnow
 from tests.helpers import MINIMAL_QGS, new_project, upload
-from tests.services import postgres_schema
+from tests.services import empty_databases
 
 
 def versions(app: Flask) -> dict[uuid.UUID, int]:
@@ -148,12 +147,7 @@ def test_a_project_without_jobs_reads_version_zero(
 
 
 def test_versions_of_existing_jobs_are_filled_in(tmp_path: Path) -> None:
-    urls = [f"sqlite:///{tmp_path / 'old.sqlite3'}"]
-    base = os.environ.get("QFJOBS_TEST_DATABASE_URL")
-    schema = postgres_schema(base) if base else None
-    if schema is not None:
-        urls.append(schema.__enter__())
-    try:
+    with empty_databases(tmp_path) as urls:
         for url in urls:
             upgrade_database(url, "0003")
             engine = create_engine(url)
@@ -175,9 +169,6 @@ def test_versions_of_existing_jobs_are_filled_in(tmp_path: Path) -> None:
                 ).all()
             assert [pid for pid, _ in rows] == [project_id]
             engine.dispose()
-    finally:
-        if schema is not None:
-            schema.__exit__(None, None, None)
 
 
 def test_postgresql_renews_versions_at_commit_so_job_locks_cannot_deadlock(
