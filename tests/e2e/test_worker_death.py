@@ -5,12 +5,20 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask
+from redis import Redis
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQStatus
+from rq.registry import StartedJobRegistry
+from sqlalchemy import create_engine, select, update
 
+from qfjobs.models import Job
+from qfjobs.models.timestamps import utcnow
 from tests.e2e.stack import BIN, REPO_ROOT, LiveStack, live_stack
 from tests.helpers import MINIMAL_QGS, postgres_layer_project
 from tests.silent import silent_server
@@ -226,3 +234,65 @@ def test_killed_package_job_keeps_the_previous_package(
     assert after["package_id"] == before["package_id"] == first.json()["id"]
     assert after["files"] == before["files"]
     assert [response.status_code for response in downloads] == [200] * len(downloads)
+
+
+def test_worker_killed_before_the_job_said_started_is_found_by_the_reconciler(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    # RQ marks the job started and forks; the horse's first step, writing
+    # "started" to the job's row, waits here on a row lock while horse and
+    # worker are killed. RQ then says "started" of a job nobody runs.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("holds one job row locked; SQLite would lock the worker out")
+    with live_stack(
+        database_url,
+        redis_url,
+        tmp_path,
+        workers=0,
+        env_overrides={"QFJOBS_HEARTBEAT_TTL": "1"},
+    ) as stack:
+        http = login_new_user(stack)
+        pid = http.post(f"{stack.base_url}projects/", data={"name": "p"}).json()["id"]
+        upload = {"file": ("project.qgs", MINIMAL_QGS)}
+        assert http.post(f"{stack.base_url}files/{pid}/project.qgs/", files=upload).ok
+        job_id = http.get(f"{stack.base_url}jobs/", params={"project_id": pid}).json()[
+            "results"
+        ][0]["id"]
+        engine = create_engine(database_url)
+        rows = select(Job.id).where(Job.id == uuid.UUID(job_id)).with_for_update()
+        with engine.connect() as lock:
+            lock.execute(rows)
+            doomed = stack.start_worker("doomed")
+            rq_job = RQJob.fetch(job_id, connection=Redis.from_url(redis_url))
+            deadline = time.monotonic() + 30
+            while rq_job.get_status() != RQStatus.STARTED:
+                assert time.monotonic() < deadline, "the worker never took the job"
+                time.sleep(0.1)
+            horse = horse_of(doomed)
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+            os.kill(horse, signal.SIGKILL)
+            lock.rollback()
+        with engine.begin() as connection:  # Queued long enough to be checked.
+            long_ago = utcnow() - timedelta(minutes=2)
+            connection.execute(update(Job).values(queued_at=long_ago))
+        engine.dispose()
+        assert http.get(f"{stack.base_url}jobs/{job_id}/").json()["status"] == "queued"
+
+        reports = []
+        for _ in range(5):  # Two passes a heartbeat period apart find it.
+            reports.append(stack.qfjobs("reconcile").stdout)
+            if "re-queued 1" in reports[-1]:
+                break
+            time.sleep(1.5)
+        assert "re-queued 1" in reports[-1], reports
+        registry = StartedJobRegistry(
+            name=stack.env["QFJOBS_QUEUE_NAME"], connection=Redis.from_url(redis_url)
+        )
+        held = registry.get_job_and_execution_ids(cleanup=False)
+        assert job_id not in {held_id for held_id, _ in held}
+
+        stack.start_worker("after")
+        job = wait_status(http, stack, job_id, {"finished", "failed"})
+    assert job["status"] == "finished", job["output"]
+    assert job["attempts"] == 1

@@ -27,6 +27,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
+from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -72,7 +73,7 @@ def reconcile(
     report = Report()
     now = utcnow()
     for job in _jobs_in(session, JobStatus.QUEUED):
-        _check_queued(session, connection, queue, job, now, report)
+        _check_queued(session, connection, queue, job, now, heartbeat_ttl, report)
     for job in _jobs_in(session, JobStatus.STARTED):
         _check_started(session, connection, job, now, heartbeat_ttl, report)
     _dispatch_waiting(session, queue, report)
@@ -91,17 +92,17 @@ def _check_queued(
     queue: Queue,
     job: Job,
     now: datetime,
+    heartbeat_ttl: int,
     report: Report,
 ) -> None:
     """Put a queued job back on the queue when RQ lost it or ended it.
 
-    Known gap: a work horse killed after RQ marked the job started but before
-    the job's row said so leaves RQ reporting ``started``, which is taken as
-    alive here. RQ itself finds the abandoned job about a minute later
-    (longer than the two heartbeat periods promised for started jobs), and
-    the next pass queues it again. Queuing it earlier would need the RQ
-    execution removed first, or RQ's own clean-up would later fail the job
-    under the same id while it runs again.
+    RQ also says ``started`` for a job whose work horse died after RQ handed
+    it over and before the job's row said ``started`` (the row is written
+    first thing). With no heartbeat for two passes such a job is queued
+    again, after its RQ execution is removed: RQ's own clean-up would
+    otherwise find the dead execution later and fail the job under the same
+    id, perhaps while it runs again.
     """
     if job.queued_at is not None and now - job.queued_at < QUEUE_GRACE:
         return
@@ -109,7 +110,12 @@ def _check_queued(
         rq_status = RQJob.fetch(str(job.id), connection=connection).get_status()
     except NoSuchJobError:
         rq_status = None
-    if rq_status is not None and rq_status not in RQ_DEAD_STATUSES:
+    if rq_status == RQStatus.STARTED:
+        if not _worker_is_gone(connection, job, now, heartbeat_ttl):
+            return
+        connection.delete(f"{MISSED_PREFIX}{job.id}")
+        _forget_executions(queue, job.id)
+    elif rq_status is not None and rq_status not in RQ_DEAD_STATUSES:
         return
 
     logger.warning(
@@ -126,6 +132,14 @@ def _check_queued(
         session, job.id, JobStatus.QUEUED, expect=(JobStatus.QUEUED,), queued_at=now
     )
     report.requeued.append(job.id)
+
+
+def _forget_executions(queue: Queue, job_id: uuid.UUID) -> None:
+    """Take the job's executions out of RQ's registry of started jobs."""
+    registry = StartedJobRegistry(queue=queue)
+    for held_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        if held_id == str(job_id):
+            registry.connection.zrem(registry.key, f"{held_id}:{execution_id}")
 
 
 def _check_started(
