@@ -14,12 +14,16 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
+from qfjobs.geodata.deltas_ledger import QUALIFIED
 from tests.deltas.helpers import new_uuid, push
 from tests.helpers import new_project, upload
 
 CONNINFO = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 LAYER_ID = "trees_pg_0001"
 CLIENT = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+#: Ids of the deltas the tests made: their rows in the data database's ledger
+#: of applied deltas are removed after each test.
+MADE_DELTA_IDS: list[str] = []
 
 
 @pytest.fixture
@@ -49,6 +53,14 @@ def pg_schema() -> Iterator[str]:
         yield schema
     finally:
         connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if MADE_DELTA_IDS and connection.execute(
+            "SELECT to_regclass(%s)", (QUALIFIED,)
+        ).fetchone() != (None,):
+            connection.execute(
+                f"DELETE FROM {QUALIFIED} WHERE delta_id = ANY(%s::uuid[])",
+                (MADE_DELTA_IDS,),
+            )
+        MADE_DELTA_IDS.clear()
         connection.close()
 
 
@@ -74,8 +86,9 @@ def postgis_project(schema: str) -> bytes:
 
 
 def delta(method: str, **fields: Any) -> dict[str, Any]:
+    MADE_DELTA_IDS.append(new_uuid())
     return {
-        "uuid": new_uuid(),
+        "uuid": MADE_DELTA_IDS[-1],
         "clientId": CLIENT,
         "localLayerId": LAYER_ID,
         "sourceLayerId": LAYER_ID,
