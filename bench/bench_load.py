@@ -274,8 +274,11 @@ def check_jobs(env: dict[str, str]) -> dict[str, Any]:
         package_lives: dict[Any, list[tuple[datetime, datetime]]] = defaultdict(list)
         runs: dict[Any, list[tuple[datetime, datetime]]] = defaultdict(list)
         stuck = []
+        failures: dict[str, str] = {}
         for job in jobs:
             by_status[str(job.status)] += 1
+            if job.status == JobStatus.FAILED:
+                failures[str(job.id)] = str((job.feedback or {}).get("error"))
             end = job.finished_at or job.updated_at
             if job.status in ACTIVE:
                 stuck.append(str(job.id))
@@ -292,6 +295,7 @@ def check_jobs(env: dict[str, str]) -> dict[str, Any]:
         "jobs_by_status": dict(by_status),
         "jobs_by_type": dict(by_type),
         "stuck_jobs": stuck,
+        "failed_jobs": failures,
         "package_overlaps": sum(overlaps(v) for v in package_lives.values()),
         "parallel_runs_in_a_project": sum(overlaps(v) for v in runs.values()),
     }
@@ -437,6 +441,7 @@ def main() -> int:
     failed = (
         result["errors"]
         or result["stuck_jobs"]
+        or result["failed_jobs"]
         or result["package_overlaps"]
         or result["parallel_runs_in_a_project"]
         or result["missing"]
