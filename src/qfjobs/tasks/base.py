@@ -47,7 +47,10 @@ class JobContext:
     def project_files(self) -> list[ProjectFile]:
         rows = list(
             self.session.scalars(
-                select(ProjectFile).where(ProjectFile.project_id == self.project.id)
+                select(ProjectFile)
+                .where(ProjectFile.project_id == self.project.id)
+                # Rows read before hold what they held then: read them afresh.
+                .execution_options(populate_existing=True)
             ).all()
         )
         # Tasks run for long; a transaction left open would hold SQLite's
