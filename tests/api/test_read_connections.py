@@ -17,10 +17,19 @@ from qfjobs.read_connections import ReadConnections
 
 @pytest.fixture
 def connections(app: Flask) -> Iterator[ReadConnections]:
-    db = get_db(app)
-    store = ReadConnections(db.engine.connect)
+    made: list[Connection] = []
+
+    def connect() -> Connection:
+        made.append(get_db(app).engine.connect())
+        return made[-1]
+
+    store = ReadConnections(connect)
     yield store
     store.close()
+    # Taken and not given back: on SQLite, one that ran a statement holds
+    # the write lock until it is closed.
+    for connection in made:
+        connection.close()
 
 
 def test_requests_reuse_one_connection(app: Flask, client: FlaskClient, make_user):
