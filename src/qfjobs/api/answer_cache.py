@@ -137,7 +137,7 @@ def kept_by_job_version(view: Callable[..., Any]) -> Callable[..., Any]:
         cache: AnswerCache = current_app.extensions["qfjobs.answer_cache"]
         token = required_token()
         key = (
-            users.token_params(token)["key_hash"],
+            users.token_hash(token),
             is_qfieldcloud_sdk(),
             *(request.environ.get(part) for part in _URL_PARTS),
         )

@@ -54,7 +54,7 @@ def create_user(
     return user
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -76,9 +76,7 @@ def login(
     user = authenticate(session, throttle, credentials)
     token = secrets.token_hex(20)
     expires_at = utcnow() + ttl
-    session.add(
-        AuthToken(user=user, key_hash=_token_hash(token), expires_at=expires_at)
-    )
+    session.add(AuthToken(user=user, key_hash=token_hash(token), expires_at=expires_at))
     session.commit()
     return user, token, expires_at
 
@@ -149,7 +147,7 @@ def token_statement(*columns: Any) -> DriverStatement:
 def token_params(token: str) -> dict[str, Any]:
     now = utcnow()
     return {
-        "key_hash": _token_hash(token),
+        "key_hash": token_hash(token),
         "now": now,
         "touch_before": now - TOKEN_TOUCH_INTERVAL,
     }
@@ -190,5 +188,5 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 
 def logout(session: Session, token: str) -> None:
-    session.execute(delete(AuthToken).where(AuthToken.key_hash == _token_hash(token)))
+    session.execute(delete(AuthToken).where(AuthToken.key_hash == token_hash(token)))
     session.commit()
