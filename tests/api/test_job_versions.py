@@ -15,6 +15,7 @@ from qfjobs.extensions import get_db
 from qfjobs.migrations import upgrade_database
 from qfjobs.models import Job, JobStatus, JobType, JobVersion, Project, User
 from qfjobs.models.timestamps import utcnow
+from qfjobs.services import job_listing
 from tests.helpers import MINIMAL_QGS, new_project, upload
 from tests.services import empty_databases
 
@@ -131,19 +132,21 @@ def test_a_deleted_project_takes_its_version_along(app: Flask, two_projects) -> 
 def test_a_project_without_jobs_reads_version_zero(
     app: Flask, client: FlaskClient, make_user
 ) -> None:
-    from qfjobs.services import job_listing
-    from qfjobs.services.users import Identity
-
-    alice = make_user("alice")
+    alice, bob = make_user("alice"), make_user("bob")
     pid = uuid.UUID(new_project(client, alice))
     with get_db(app).new_session() as session:
-        owner = session.scalar(select(User.id))
-        assert owner is not None
-        reader = Identity(owner, "alice", is_superuser=False)
-        assert job_listing.jobs_version(session, reader, pid) == 0
-        assert job_listing.jobs_version(session, reader, uuid.uuid4()) is None
-        stranger = Identity(owner + 1000, "x", is_superuser=False)
-        assert job_listing.jobs_version(session, stranger, pid) is None
+        found = job_listing.identity_and_jobs_version(session, alice["token"], pid)
+        assert found[0] is not None and found[1] == 0
+        unknown = job_listing.identity_and_jobs_version(
+            session, alice["token"], uuid.uuid4()
+        )
+        assert unknown[0] is not None and unknown[1] is None
+        stranger = job_listing.identity_and_jobs_version(session, bob["token"], pid)
+        assert stranger[0] is not None and stranger[1] is None
+        assert job_listing.identity_and_jobs_version(session, "nope", pid) == (
+            None,
+            None,
+        )
 
 
 def test_versions_of_existing_jobs_are_filled_in(tmp_path: Path) -> None:

@@ -185,47 +185,31 @@ def list_jobs(
     return summaries, int(total)
 
 
-def _jobs_version(reader_id: Any) -> Select[Any]:
-    """A project's job version, as a row only when the reader may read it."""
-    return (
-        select(func.coalesce(_VERSIONS.version, 0))
-        .outerjoin_from(
-            Project.__table__,
-            JobVersion.__table__,
-            _VERSIONS.project_id == _PROJECTS.id,
-        )
-        .where(
-            _PROJECTS.id == bindparam("project_id", type_=_PROJECTS.id.type),
-            access.readable_by(reader_id),
-        )
-    )
-
-
-_VERSION_STATEMENT = _jobs_version(bindparam("reader_id"))
-#: The token check and the version of its user's project, in one query.
+#: The token check and, as a row's last column, the version of the project in
+#: ``project_id`` (NULL when the token's user may not read it).
 _IDENTITY_AND_VERSION = users.token_statement(
-    _jobs_version(_USERS.id).scalar_subquery().label("jobs_version")
+    select(func.coalesce(_VERSIONS.version, 0))
+    .outerjoin_from(
+        Project.__table__, JobVersion.__table__, _VERSIONS.project_id == _PROJECTS.id
+    )
+    .where(
+        _PROJECTS.id == bindparam("project_id", type_=_PROJECTS.id.type),
+        access.readable_by(_USERS.id),
+    )
+    .scalar_subquery()
+    .label("jobs_version")
 )
-
-
-def jobs_version(
-    connection: Session | Connection, reader: access.Reader, project_id: uuid.UUID
-) -> int | None:
-    """The version of the project's jobs (see :class:`~qfjobs.models.JobVersion`).
-
-    None when the reader may not read the project, or there is no such project.
-    """
-    version: int | None = connection.execute(
-        _VERSION_STATEMENT, {"project_id": project_id, "reader_id": reader.id}
-    ).scalar()
-    return version
 
 
 def identity_and_jobs_version(
     connection: Session | Connection, token: str, project_id: uuid.UUID
 ) -> tuple[users.Identity | None, int | None]:
-    """:func:`~qfjobs.services.users.identity_for_token` and :func:`jobs_version`
-    of that identity, for the price of one query."""
+    """:func:`~qfjobs.services.users.identity_for_token`, and the version of the
+    project's jobs (:class:`~qfjobs.models.JobVersion`) in one query.
+
+    The version is None when that identity may not read the project, or there
+    is no such project.
+    """
     found = _IDENTITY_AND_VERSION.first(
         connection, {**users.token_params(token), "project_id": project_id}
     )
