@@ -173,13 +173,14 @@ def _claim_next(session: Session, project_id: uuid.UUID) -> Job | None:
         if job is None:
             return None
         now = utcnow()
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.status == JobStatus.PENDING)
-            .values(status=JobStatus.QUEUED, queued_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount:  # type: ignore[attr-defined]
+        if _swap_status(
+            session,
+            job.id,
+            JobStatus.QUEUED,
+            expect=(JobStatus.PENDING,),
+            queued_at=now,
+            updated_at=now,
+        ):
             for name, value in (
                 ("status", JobStatus.QUEUED),
                 ("queued_at", now),
@@ -204,6 +205,26 @@ def set_status(
     This compare-and-set is how every transition is written, so a job stopped
     or failed by one process is never overwritten by another.
     """
+    changed = _swap_status(session, job_id, status, expect=expect, **values)
+    if changed and status == JobStatus.FAILED:
+        fail_started_deltas(session, job_id, "The delta_apply job failed")
+    elif changed and status == JobStatus.STOPPED:
+        release_stopped_deltas(session, job_id)
+    session.commit()
+    if changed:
+        logger.info("%s: status %s", job_id, status)
+    return changed
+
+
+def _swap_status(
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    expect: Sequence[JobStatus],
+    **values: Any,
+) -> bool:
+    """The compare-and-set itself, in the caller's transaction."""
     changes: dict[str, Any] = {"status": status, "updated_at": utcnow(), **values}
     if status == JobStatus.PENDING:
         changes.setdefault("queued_at", None)
@@ -213,15 +234,7 @@ def set_status(
         .values(**changes)
         .execution_options(synchronize_session=False)
     )
-    changed = bool(result.rowcount)  # type: ignore[attr-defined]
-    if changed and status == JobStatus.FAILED:
-        fail_started_deltas(session, job_id, "The delta_apply job failed")
-    elif changed and status == JobStatus.STOPPED:
-        release_stopped_deltas(session, job_id)
-    session.commit()
-    if changed:
-        logger.info("%s: status %s", job_id, status)
-    return changed
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def claim_pending_deltas(
